@@ -1,0 +1,81 @@
+"""The Python API, mirroring the command line. Prompt-tune in a few lines:
+
+    import softprompt as sp
+
+    lm = sp.load_model("smollm2")                       # frozen; only prompts train
+    task = sp.get_task("sst2", data_dir="../shared/data")
+    result = sp.train(lm, task, "runs/sst2",
+                      prompt=sp.PromptConfig(length=20, init="class-label"),
+                      config=sp.TrainConfig(batch_size=8, max_steps=300, eval_every=100))
+    prompt = sp.load_prompt(result.prompt_path, lm)
+    print(sp.classify(lm, prompt, ["a gripping, funny film"]))
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from softprompt.core.config import PromptConfig, TrainConfig
+from softprompt.core.model import PromptedLM
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.prompt_file import SavedPrompt
+from softprompt.core.trainer import Trainer, TrainResult
+from softprompt.evaluation.evaluator import EvalResult, evaluate
+from softprompt.tasks.base import Task
+
+
+def train(
+    lm: PromptedLM,
+    task: Task,
+    run_dir: str | Path,
+    prompt: PromptConfig | None = None,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    max_train_examples: int | None = None,
+) -> TrainResult:
+    """Prompt-tune on task's train split with early stopping on its dev split."""
+    prompt = prompt or PromptConfig()
+    config = config or TrainConfig()
+    lm.max_input_tokens = config.max_input_tokens
+    train_examples = task.load("train")[:max_train_examples]
+    dev_examples = task.load("dev") if "dev" in task.available_splits() else []
+    soft = SoftPrompt.initialise(lm, prompt, task.label_words, seed=config.seed)
+    trainer = Trainer(lm, soft, task, train_examples, dev_examples, config, run_dir,
+                      init_name=prompt.init, show_progress=show_progress)
+    return trainer.train(resume=resume)
+
+
+def evaluate_prompt(
+    lm: PromptedLM,
+    task: Task,
+    prompt: SavedPrompt | None,
+    split: str = "dev",
+    batch_size: int = 32,
+    max_examples: int | None = None,
+) -> EvalResult:
+    """Score a saved prompt (or no prompt) on one split of a task."""
+    examples = task.load(split)[:max_examples]
+    return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size)
+
+
+def classify(
+    lm: PromptedLM,
+    prompt: SavedPrompt,
+    inputs: Sequence[str],
+    labels: Sequence[str] | None = None,
+) -> list[dict]:
+    """Label each input by rank classification over `labels` (default: the prompt's label words)."""
+    labels = list(labels or prompt.metadata.label_words or [])
+    if not labels:
+        raise ValueError("no labels given and the prompt file records none")
+    scores = lm.score_options(list(inputs), [labels] * len(inputs), prompt.tensor)
+    return [
+        {"label": labels[max(range(len(s)), key=s.__getitem__)], "scores": dict(zip(labels, s))}
+        for s in scores
+    ]
+
+
+def generate(lm: PromptedLM, prompt: SavedPrompt | None, inputs: Sequence[str], max_new_tokens: int = 32) -> list[str]:
+    """Greedy generation with the prompt prepended."""
+    return lm.generate(list(inputs), None if prompt is None else prompt.tensor, max_new_tokens=max_new_tokens)

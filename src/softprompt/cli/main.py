@@ -1,0 +1,309 @@
+"""The `softprompt` command line: train, eval, predict, inspect, export, import (and serve).
+
+Errors a user can fix (bad arguments, missing files, unknown models, malformed data rows)
+print one line naming the culprit and exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from softprompt.core.config import INIT_METHODS, ConfigError, PromptConfig, TrainConfig
+from softprompt.core.loading import BUILTIN_MODELS, DEFAULT_MODEL
+from softprompt.errors import SoftPromptError
+
+app = typer.Typer(
+    name="softprompt",
+    help="Prompt tuning (Lester et al. 2021): train small soft prompts for a frozen language model, "
+    "evaluate, inspect and serve them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+MODEL_HELP = f"Model: a built-in name ({', '.join(BUILTIN_MODELS)}), a Hugging Face id, a local folder or a .gguf file."
+DATA_HELP = "Benchmark data folder (default: $SOFTPROMPT_DATA_DIR, else ../shared/data)."
+DEVICE_HELP = "cpu, cuda, cuda:N, or auto (CUDA when present, bfloat16 there)."
+
+
+def _load(model: str, device: str, max_input_tokens: int = 512):
+    from softprompt.core.loading import load_model
+
+    with err_console.status(f"loading model {model} ..."):
+        return load_model(model, device=device, max_input_tokens=max_input_tokens)
+
+
+def _task(name: str, data_dir: Optional[Path], strict: bool = False):
+    from softprompt.tasks.registry import get_task
+
+    return get_task(name, data_dir, strict=strict)
+
+
+@app.command()
+def train(
+    task: str = typer.Option(..., "--task", "-t", help="Task name (see `softprompt tasks`) or a task spec file (.yaml/.json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: prompt.safetensors, checkpoint.pt, metrics.jsonl, result.json."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    prompt_length: int = typer.Option(100, "--prompt-length", "-p", help="Number of virtual tokens p (paper: 100)."),
+    init: str = typer.Option("class-label", "--init", help=f"Initialisation: {', '.join(INIT_METHODS)}."),
+    init_text: Optional[str] = typer.Option(None, "--init-text", help="String embedded by --init text."),
+    init_file: Optional[Path] = typer.Option(None, "--init-file", help="Prompt file to start from (--init file)."),
+    init_range: Optional[float] = typer.Option(None, "--init-range", help="random-uniform range r (default: matched to the vocabulary's spread; paper: 0.5)."),
+    optimizer: str = typer.Option("adafactor", "--optimizer", help="adafactor (paper) or adam."),
+    lr: float = typer.Option(0.3, "--lr", help="Learning rate (paper: 0.3 with Adafactor)."),
+    weight_decay: float = typer.Option(1e-5, "--weight-decay"),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Examples per micro-batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per update."),
+    steps: int = typer.Option(1000, "--steps", help="Optimizer updates."),
+    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate on dev (and checkpoint) every N updates."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after N evaluations without dev improvement."),
+    max_eval: Optional[int] = typer.Option(None, "--max-eval", help="Evaluate on the first N dev examples only."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Train on the first N training examples only."),
+    max_input_tokens: int = typer.Option(256, "--max-input-tokens", help="Longer inputs keep their last N tokens."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
+    neighbours: int = typer.Option(3, "--report-rows", help="Prompt rows whose nearest tokens the report shows."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
+    from softprompt.api import train as run_training
+
+    if resume and not (out / "checkpoint.pt").exists():
+        raise SoftPromptError(f"--resume: no checkpoint in {out}")
+    prompt_cfg = PromptConfig(length=prompt_length, init=init, init_text=init_text,
+                              init_file=str(init_file) if init_file else None, init_range=init_range)
+    train_cfg = TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
+                            grad_accum_steps=grad_accum, max_steps=steps, eval_every=eval_every,
+                            early_stopping_patience=patience, max_eval_examples=max_eval, seed=seed,
+                            max_input_tokens=max_input_tokens)
+    task_obj = _task(task, data_dir, strict)
+    task_obj.load("train")  # fail fast on data before the model loads
+    start = time.perf_counter()
+    lm = _load(model, device, max_input_tokens)
+    load_seconds = time.perf_counter() - start
+    result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume, show_progress=not quiet,
+                          max_train_examples=max_train)
+    _report(lm, task_obj, result, load_seconds, neighbours)
+
+
+def _report(lm, task, result, load_seconds: float, n_rows: int) -> None:
+    from softprompt.core.prompt_file import read_prompt
+    from softprompt.evaluation.neighbours import nearest_tokens
+
+    saved = read_prompt(result.prompt_path)
+    metric = task.primary_metric
+    table = Table(title=f"softprompt: {task.name} on {lm.model_id}", show_header=False)
+    before = (result.initial_metrics or {}).get(metric)
+    after = (result.best_metrics or {}).get(metric)
+    table.add_row(f"dev {metric} before training", "-" if before is None else f"{before:.2f}")
+    table.add_row(f"dev {metric} after training (best)", "-" if after is None else f"{after:.2f} (step {result.best_step})")
+    table.add_row("updates", f"{result.steps}" + (" (early stop)" if result.stopped_early else ""))
+    table.add_row("training + eval time", f"{result.seconds:.1f} s (model load {load_seconds:.1f} s)")
+    table.add_row("prompt", f"{saved.length} x {saved.tensor.shape[1]} = {saved.tensor.numel():,} parameters")
+    table.add_row("prompt file", f"{result.prompt_path} ({result.prompt_path.stat().st_size / 1024:.1f} KiB)")
+    for row, tokens in enumerate(nearest_tokens(lm, saved.tensor[:n_rows], k=5)):
+        table.add_row(f"row {row} nearest tokens", ", ".join(repr(t) for t, _ in tokens))
+    console.print(table)
+
+
+@app.command("eval")
+def eval_command(
+    prompt: Optional[Path] = typer.Argument(None, help="Prompt file (or a folder with --suite)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task (default: the one recorded in the prompt)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    split: str = typer.Option("dev", "--split", help="train, dev or test."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    max_examples: Optional[int] = typer.Option(None, "--max-examples"),
+    no_prompt: bool = typer.Option(False, "--no-prompt", help="Evaluate the bare model (no soft prompt)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Evaluate every prompt in a folder on a suite (e.g. superglue)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+) -> None:
+    """Evaluate a prompt on a task split by the task's official metric."""
+    from softprompt.api import evaluate_prompt
+    from softprompt.core.prompt_file import load_prompt, read_prompt
+
+    if suite is not None:
+        from softprompt.evaluation.suite import run_suite_command
+
+        run_suite_command(suite, prompt, model, data_dir, split, batch_size, max_examples, json_out, device, console)
+        return
+    if prompt is None and not no_prompt:
+        raise SoftPromptError("give a PROMPT file, or --no-prompt to evaluate the bare model")
+    saved_meta = read_prompt(prompt) if prompt is not None else None
+    task_name = task or (saved_meta.metadata.task if saved_meta else None)
+    if not task_name:
+        raise SoftPromptError("--task is required: the prompt file records no task")
+    task_obj = _task(task_name, data_dir)
+    lm = _load(model, device)
+    saved = load_prompt(prompt, lm) if prompt is not None else None
+    result = evaluate_prompt(lm, task_obj, saved, split, batch_size, max_examples)
+    table = Table(title=f"{task_obj.name} / {split} ({len(result.predictions)} examples, {result.seconds:.1f} s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.2f}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps({"task": task_obj.name, "split": split, "metrics": result.metrics,
+                                        "examples": len(result.predictions), "seconds": result.seconds}, indent=2))
+
+
+@app.command()
+def predict(
+    prompt: Path = typer.Argument(..., help="Prompt file."),
+    text: Optional[List[str]] = typer.Argument(None, help="Input texts (default: one per line on stdin)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels (default: the prompt's label words)."),
+    generate: bool = typer.Option(False, "--generate", help="Generate text instead of choosing a label."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    json_lines: bool = typer.Option(False, "--json", help="One JSON object per input."),
+) -> None:
+    """Run a prompt on raw text: label (rank classification) or generation out."""
+    from softprompt.api import classify, generate as run_generate
+    from softprompt.core.prompt_file import load_prompt, read_prompt
+
+    inputs = list(text or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()])
+    if not inputs:
+        raise SoftPromptError("no input text: pass it as arguments or on stdin")
+    meta = read_prompt(prompt).metadata
+    label_list = [s.strip() for s in labels.split(",")] if labels else meta.label_words
+    if not generate and not label_list:
+        raise SoftPromptError(f"{prompt} records no label words: pass --labels a,b or use --generate")
+    lm = _load(model, device)
+    saved = load_prompt(prompt, lm)
+    if generate:
+        for inp, out in zip(inputs, run_generate(lm, saved, inputs, max_new_tokens)):
+            console.print_json(json.dumps({"input": inp, "output": out})) if json_lines else console.print(out, markup=False)
+    else:
+        for inp, res in zip(inputs, classify(lm, saved, inputs, label_list)):
+            if json_lines:
+                console.print_json(json.dumps({"input": inp, **res}))
+            else:
+                console.print(res["label"], markup=False)
+
+
+@app.command()
+def inspect(
+    prompt: Path = typer.Argument(..., help="Prompt file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: the prompt's own model."),
+    k: int = typer.Option(5, "--k", help="Nearest vocabulary tokens per prompt row."),
+    rows: Optional[int] = typer.Option(None, "--rows", help="Show only the first N rows."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    no_neighbours: bool = typer.Option(False, "--metadata-only", help="Print metadata only (no model needed)."),
+) -> None:
+    """Print a prompt's metadata and each row's nearest vocabulary tokens (cosine similarity)."""
+    from softprompt.core.prompt_file import load_prompt, read_prompt
+    from softprompt.evaluation.neighbours import nearest_tokens
+
+    saved = read_prompt(prompt)
+    meta = Table(title=str(prompt), show_header=False)
+    for key, value in saved.metadata.to_dict().items():
+        meta.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    meta.add_row("norm (mean row L2)", f"{saved.tensor.norm(dim=1).mean():.4f}")
+    console.print(meta)
+    if no_neighbours:
+        return
+    lm = _load(model or saved.metadata.model_id, device)
+    saved = load_prompt(prompt, lm)
+    table = Table(title=f"nearest tokens (cosine), k={k}")
+    table.add_column("row", justify="right")
+    table.add_column("tokens")
+    tensor = saved.tensor if rows is None else saved.tensor[:rows]
+    for i, tokens in enumerate(nearest_tokens(lm, tensor, k=k)):
+        table.add_row(str(i), "  ".join(f"{t!r} {s:.2f}" for t, s in tokens))
+    console.print(table)
+
+
+@app.command()
+def export(
+    prompt: Path = typer.Argument(..., help="Prompt file."),
+    out: Path = typer.Argument(..., help="Output PEFT adapter folder."),
+    task_type: str = typer.Option("CAUSAL_LM", "--task-type", help="PEFT task type: CAUSAL_LM or SEQ_2_SEQ_LM."),
+) -> None:
+    """Export a prompt as a PEFT prompt-tuning adapter folder."""
+    from softprompt.core.prompt_file import export_peft, read_prompt
+
+    if task_type not in ("CAUSAL_LM", "SEQ_2_SEQ_LM"):
+        raise SoftPromptError(f"--task-type must be CAUSAL_LM or SEQ_2_SEQ_LM, got {task_type!r}")
+    export_peft(read_prompt(prompt), out, task_type)
+    console.print(f"wrote PEFT adapter {out}")
+
+
+@app.command("import")
+def import_command(
+    adapter: Path = typer.Argument(..., help="PEFT prompt-tuning adapter folder."),
+    out: Path = typer.Argument(..., help="Output prompt file (.safetensors)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model the adapter belongs to (needed for adapters not exported by softprompt)."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+) -> None:
+    """Import a PEFT prompt-tuning adapter as a softprompt prompt file."""
+    from softprompt.core.prompt_file import import_peft, save_prompt
+
+    lm = _load(model, device) if model else None
+    saved = import_peft(adapter, lm)
+    save_prompt(out, saved.tensor, saved.metadata)
+    console.print(f"wrote {out} ({saved.length} x {saved.tensor.shape[1]})")
+
+
+@app.command()
+def tasks() -> None:
+    """List the built-in tasks."""
+    from softprompt.tasks.registry import task_names
+
+    for name in task_names():
+        console.print(name)
+
+
+def _register_optional_commands() -> None:
+    try:
+        from softprompt.cli.serve import client_app, serve_command
+    except ImportError:
+        return
+    app.command("serve")(serve_command)
+    app.add_typer(client_app, name="client")
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Entry point: run the app; user-facing errors become one line on stderr, exit 2."""
+    import click
+
+    try:
+        app(standalone_mode=False)
+    except (SoftPromptError, ConfigError) as err:
+        err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: resume a training run with --resume")
+        sys.exit(130)
+    except FileNotFoundError as err:
+        err_console.print(f"[red]error:[/] file not found: {err.filename}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Training checkpoints: one file, written atomically, holding everything a resume needs.
+
+A run killed at any point restarts from its last checkpoint and, because the data order
+is a pure function of (seed, step) and the frozen model runs without dropout, ends with
+the same prompt as an uninterrupted run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from softprompt.core.prompt_file import atomic_write
+from softprompt.errors import SoftPromptError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainState:
+    """Where a run stands. best_metric is the dev primary metric of the best prompt so far."""
+
+    step: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+
+
+def save_checkpoint(run_dir: Path, prompt: torch.Tensor, optimizer_state: dict, state: TrainState, config: dict) -> Path:
+    path = Path(run_dir) / CHECKPOINT_NAME
+    payload = {
+        "prompt": prompt.detach().cpu().clone(),
+        "optimizer": optimizer_state,
+        "state": state.__dict__.copy(),
+        "config": config,
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise SoftPromptError(f"cannot resume: no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a corrupt file: say which
+        raise SoftPromptError(f"cannot resume: checkpoint {path} is unreadable ({err})") from None
+    payload["state"] = TrainState(**payload["state"])
+    return payload

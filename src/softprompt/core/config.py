@@ -1,0 +1,103 @@
+"""Typed, validated configuration for prompts and training (defaults follow the paper)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from softprompt.errors import SoftPromptError
+
+InitMethod = Literal["random-uniform", "sampled-vocab", "class-label", "text", "file"]
+INIT_METHODS: tuple[str, ...] = ("random-uniform", "sampled-vocab", "class-label", "text", "file")
+
+
+class ConfigError(SoftPromptError, ValueError):
+    """A configuration field has an invalid value; the message names the field."""
+
+
+def _check(condition: bool, field_name: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How to build the soft prompt P, a [length, embed] matrix.
+
+    length:             p, the number of virtual tokens (paper default 100; ablations 1-150).
+    init:               random-uniform | sampled-vocab | class-label (paper default) | text | file.
+    init_range:         random-uniform draws from [-r, r]. None ("auto") sets r so the rows'
+                        standard deviation matches the vocabulary embeddings' (r = sqrt(3) *
+                        std); the paper's literal value for T5 is 0.5.
+    vocab_sample_size:  sampled-vocab / class-label fallback rows come from this many most
+                        common tokens (paper: 5,000).
+    init_text:          the string embedded by the `text` init.
+    init_file:          the prompt file the `file` init starts from.
+    """
+
+    length: int = 100
+    init: InitMethod = "class-label"
+    init_range: float | None = None
+    vocab_sample_size: int = 5000
+    init_text: str | None = None
+    init_file: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.length, int) and self.length >= 1, "length", f"must be a positive integer, got {self.length!r}")
+        _check(self.init in INIT_METHODS, "init", f"must be one of {', '.join(INIT_METHODS)}, got {self.init!r}")
+        _check(self.init_range is None or self.init_range > 0, "init_range", f"must be positive, got {self.init_range!r}")
+        _check(self.vocab_sample_size >= 1, "vocab_sample_size", f"must be positive, got {self.vocab_sample_size!r}")
+        _check(self.init != "text" or bool(self.init_text), "init_text", "is required when init is 'text'")
+        _check(self.init != "file" or bool(self.init_file), "init_file", "is required when init is 'file'")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train the prompt. Defaults are the paper's: Adafactor, constant lr 0.3, weight
+    decay 1e-5, beta2 decay 0.8, no parameter scaling, batch 32, early stopping on dev.
+
+    max_steps counts optimizer updates; one update sees batch_size * grad_accum_steps examples.
+    eval_every / checkpoint_every are in updates; early_stopping_patience counts evaluations
+    without improvement of the dev metric (None: never stop early).
+    """
+
+    optimizer: Literal["adafactor", "adam"] = "adafactor"
+    learning_rate: float = 0.3
+    weight_decay: float = 1e-5
+    adafactor_decay_rate: float = 0.8
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 32
+    grad_accum_steps: int = 1
+    max_steps: int = 1000
+    eval_every: int = 100
+    checkpoint_every: int | None = None
+    early_stopping_patience: int | None = None
+    max_eval_examples: int | None = None
+    eval_batch_size: int = 32
+    max_input_tokens: int = 256
+    log_every: int = 10
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.optimizer in ("adafactor", "adam"), "optimizer", f"must be adafactor or adam, got {self.optimizer!r}")
+        _check(self.learning_rate > 0, "learning_rate", f"must be positive, got {self.learning_rate!r}")
+        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        _check(0 < self.adafactor_decay_rate <= 1, "adafactor_decay_rate", f"must be in (0, 1], got {self.adafactor_decay_rate!r}")
+        for name in ("batch_size", "grad_accum_steps", "max_steps", "eval_every", "eval_batch_size", "max_input_tokens", "log_every"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
+        for name in ("checkpoint_every", "early_stopping_patience", "max_eval_examples"):
+            value = getattr(self, name)
+            _check(value is None or (isinstance(value, int) and value >= 1), name, f"must be a positive integer or None, got {value!r}")
+
+    @property
+    def effective_checkpoint_every(self) -> int:
+        return self.checkpoint_every or self.eval_every
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)

@@ -1,0 +1,454 @@
+"""The frozen-model adapter: runs any Hugging Face LM with soft prompts prepended.
+
+Shapes follow the official prompt-tuning code's convention: `[batch, length, embed]`.
+
+Layout of one row, decoder-only (left padding, the default):
+
+    [pad ... pad][BOS?][P_0 ... P_{p-1}][input tokens][target tokens]
+
+and with right padding the pads move to the end. Encoder-decoder models get the prompt at
+the front of the encoder input ([P][input tokens][EOS][pad...]) and the target on the decoder
+side. Padding never sits between prompt and text, and position ids are counted over real
+tokens only, so a row's logits do not depend on how much padding its batch has.
+
+Each row may carry its own prompt (or none), of its own length: one forward pass serves a
+mixed batch of tasks, which is what the server and prompt ensembles are built on.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+
+PaddingSide = Literal["left", "right"]
+RowPrompts = Tensor | Sequence[Tensor | None] | None
+
+
+@dataclass(frozen=True)
+class EncodedRow:
+    """Token ids of one example, before the prompt goes in.
+
+    prefix_ids: tokens placed before the prompt (the BOS token of decoder-only models that
+                use one; empty otherwise).
+    input_ids:  the input text's tokens (for encoder-decoder models, ending in EOS).
+    target_ids: the tokens to score or train on (empty when only generating).
+    """
+
+    prefix_ids: tuple[int, ...]
+    input_ids: tuple[int, ...]
+    target_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class PromptedBatch:
+    """A padded batch ready for the model.
+
+    inputs_embeds:    [batch, length, embed]  (the encoder's input for encoder-decoder models)
+    attention_mask:   [batch, length]         1 on real tokens and prompt rows, 0 on padding
+    position_ids:     [batch, length]         counted over real positions only (decoder-only)
+    target_ids:       [n_targets]             every row's target tokens, concatenated
+    target_rows:      [n_targets]             which row each target token belongs to
+    target_positions: [n_targets]             (decoder-only) position whose hidden state predicts it
+    decoder_input_ids / decoder_attention_mask: [batch, target_length] (encoder-decoder only)
+    """
+
+    inputs_embeds: Tensor
+    attention_mask: Tensor
+    position_ids: Tensor
+    target_ids: Tensor
+    target_rows: Tensor
+    target_positions: Tensor
+    decoder_input_ids: Tensor | None = None
+    decoder_attention_mask: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs_embeds.shape[0]
+
+
+def _per_row_prompts(prompts: RowPrompts, batch_size: int) -> list[Tensor | None]:
+    if prompts is None:
+        return [None] * batch_size
+    if isinstance(prompts, Tensor):
+        if prompts.dim() != 2:
+            raise ValueError(f"a shared prompt must be [length, embed], got shape {tuple(prompts.shape)}")
+        return [prompts] * batch_size
+    prompts = list(prompts)
+    if len(prompts) != batch_size:
+        raise ValueError(f"{len(prompts)} prompts for a batch of {batch_size} rows")
+    return prompts
+
+
+class PromptedLM:
+    """A frozen language model plus the logic to run it with soft prompts.
+
+    Every model weight has requires_grad=False; gradients reach only the prompt tensors
+    passed in. Text is embedded by the model's own input-embedding module, so prompts live
+    in the same space as token embeddings (Gemma scales by sqrt(hidden) inside that module).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, model_id: str, max_input_tokens: int = 512):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.max_input_tokens = max_input_tokens
+        self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        model.eval()  # dropout off: the frozen model is a fixed function of the prompt
+        for param in model.parameters():
+            param.requires_grad_(False)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._fingerprint: str | None = None
+        self._common_ids: list[int] | None = None
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.input_embeddings.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.input_embeddings.weight.dtype
+
+    @property
+    def input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    @property
+    def hidden_size(self) -> int:
+        return self.input_embeddings.weight.shape[1]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.input_embeddings.weight.shape[0]
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """Token ids [..., n] -> embeddings [..., n, embed], exactly as the model embeds text."""
+        return self.input_embeddings(ids.to(self.device))
+
+    def fingerprint(self) -> str:
+        """A short hash of the input-embedding matrix, identifying the model a prompt fits.
+
+        Hashes the shape and 64 evenly spaced rows rounded to bfloat16, so the same model
+        loaded in float32 on a CPU or bfloat16 on a GPU gives the same fingerprint.
+        """
+        if self._fingerprint is None:
+            weight = self.input_embeddings.weight.detach()
+            rows = torch.linspace(0, weight.shape[0] - 1, 64).long().to(weight.device)
+            sample = weight[rows].to(torch.bfloat16).float().cpu().contiguous()
+            digest = hashlib.sha256(f"{tuple(weight.shape)}".encode())
+            digest.update(sample.numpy().tobytes())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
+
+    def common_token_ids(self, n: int) -> list[int]:
+        """The n most common ordinary tokens, by id order.
+
+        BPE vocabularies number merges in the order they were learned (most frequent pair
+        first) and SentencePiece sorts pieces by score, so low ids are the frequent ones.
+        Special, added and byte-fallback (<0xNN>) tokens are skipped.
+        """
+        if self._common_ids is None:
+            special = set(self.tokenizer.all_special_ids)
+            special.update(getattr(self.tokenizer, "added_tokens_decoder", {}).keys())
+            byte_fallback = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+            pieces = self.tokenizer.convert_ids_to_tokens(list(range(min(self.vocab_size, len(self.tokenizer)))))
+            self._common_ids = [
+                i for i, piece in enumerate(pieces)
+                if i not in special and piece is not None and piece.strip() != "" and not byte_fallback.match(piece)
+            ]
+        return self._common_ids[:n]
+
+    # ----------------------------------------------------------------- tokenising
+    def encode(self, text: str, target: str | None = None, add_eos: bool = False) -> EncodedRow:
+        """Tokenise an input (and optionally a target) into an EncodedRow.
+
+        Decoder-only: the target follows the input after a space; its ids are what the
+        joint text adds after the input's ids (robust to tokenisers that merge across the
+        boundary or add a prefix space). add_eos appends EOS to the target, so the model
+        learns to stop (generation tasks). Encoder-decoder: the tokenizer's own EOS ends
+        both sides, as in T5.
+        Inputs longer than max_input_tokens keep their end, where the task's cue sits.
+        """
+        tok = self.tokenizer
+        if self.is_encoder_decoder:
+            input_ids = tok(text).input_ids
+            if len(input_ids) > self.max_input_tokens:
+                input_ids = input_ids[-self.max_input_tokens:]
+            target_ids = tok(target).input_ids if target is not None else []
+            return EncodedRow((), tuple(input_ids), tuple(target_ids))
+
+        ids = tok(text).input_ids
+        prefix: list[int] = []
+        if ids and tok.bos_token_id is not None and ids[0] == tok.bos_token_id:
+            prefix, ids = ids[:1], ids[1:]
+        target_ids: list[int] = []
+        if target is not None:
+            target_ids = self._target_ids(text, target, len(prefix) + len(ids))
+            if add_eos and self.eos_id is not None:
+                target_ids.append(self.eos_id)
+        if len(ids) > self.max_input_tokens:
+            ids = ids[-self.max_input_tokens:]
+        return EncodedRow(tuple(prefix), tuple(ids), tuple(target_ids))
+
+    def _target_ids(self, text: str, target: str, n_input_ids: int) -> list[int]:
+        joint = self.tokenizer(text + " " + target).input_ids
+        alone = self.tokenizer(text).input_ids
+        if joint[:n_input_ids] == alone and len(joint) > n_input_ids:
+            return joint[n_input_ids:]
+        return self.tokenizer(" " + target, add_special_tokens=False).input_ids
+
+    # ----------------------------------------------------------------- batching
+    def build_batch(
+        self,
+        rows: Sequence[EncodedRow],
+        prompts: RowPrompts = None,
+        padding_side: PaddingSide = "left",
+    ) -> PromptedBatch:
+        """Pad rows into one batch, each with its own prompt ([length, embed] or None)."""
+        row_prompts = _per_row_prompts(prompts, len(rows))
+        if self.is_encoder_decoder:
+            return self._build_encoder_decoder(rows, row_prompts, padding_side)
+        return self._build_decoder_only(rows, row_prompts, padding_side)
+
+    def _build_decoder_only(self, rows, row_prompts, padding_side) -> PromptedBatch:
+        lengths = [
+            len(r.prefix_ids) + (0 if p is None else p.shape[0]) + len(r.input_ids) + len(r.target_ids)
+            for r, p in zip(rows, row_prompts)
+        ]
+        width = max(lengths)
+        batch = len(rows)
+        ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        is_prompt = torch.zeros((batch, width), dtype=torch.bool)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        target_ids, target_rows, target_positions = [], [], []
+        for i, (row, prompt, length) in enumerate(zip(rows, row_prompts, lengths)):
+            start = width - length if padding_side == "left" else 0
+            p = 0 if prompt is None else prompt.shape[0]
+            n_prefix = len(row.prefix_ids)
+            tokens = list(row.prefix_ids) + [self.pad_id] * p + list(row.input_ids) + list(row.target_ids)
+            ids[i, start:start + length] = torch.tensor(tokens, dtype=torch.long)
+            is_prompt[i, start + n_prefix:start + n_prefix + p] = True
+            mask[i, start:start + length] = 1
+            first_target = start + length - len(row.target_ids)
+            for k, tok in enumerate(row.target_ids):
+                target_ids.append(tok)
+                target_rows.append(i)
+                target_positions.append(first_target + k - 1)  # hidden state before the token predicts it
+        embeds = self._insert_prompts(self.embed(ids), is_prompt, row_prompts)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return PromptedBatch(
+            inputs_embeds=embeds,
+            attention_mask=mask.to(self.device),
+            position_ids=position_ids.to(self.device),
+            target_ids=torch.tensor(target_ids, dtype=torch.long, device=self.device),
+            target_rows=torch.tensor(target_rows, dtype=torch.long, device=self.device),
+            target_positions=torch.tensor(target_positions, dtype=torch.long, device=self.device),
+        )
+
+    def _build_encoder_decoder(self, rows, row_prompts, padding_side) -> PromptedBatch:
+        lengths = [(0 if p is None else p.shape[0]) + len(r.input_ids) for r, p in zip(rows, row_prompts)]
+        width = max(lengths)
+        batch = len(rows)
+        ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        is_prompt = torch.zeros((batch, width), dtype=torch.bool)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for i, (row, prompt, length) in enumerate(zip(rows, row_prompts, lengths)):
+            start = width - length if padding_side == "left" else 0
+            p = 0 if prompt is None else prompt.shape[0]
+            ids[i, start + p:start + length] = torch.tensor(row.input_ids, dtype=torch.long)
+            is_prompt[i, start:start + p] = True
+            mask[i, start:start + length] = 1
+        embeds = self._insert_prompts(self.embed(ids), is_prompt, row_prompts)
+
+        target_width = max((len(r.target_ids) for r in rows), default=0)
+        start_id = self.config.decoder_start_token_id
+        if start_id is None:
+            start_id = self.pad_id
+        decoder_ids = torch.full((batch, max(target_width, 1)), self.pad_id, dtype=torch.long)
+        decoder_mask = torch.zeros_like(decoder_ids)
+        target_ids, target_rows, target_positions = [], [], []
+        for i, row in enumerate(rows):
+            shifted = [start_id] + list(row.target_ids[:-1]) if row.target_ids else [start_id]
+            decoder_ids[i, :len(shifted)] = torch.tensor(shifted, dtype=torch.long)
+            decoder_mask[i, :len(shifted)] = 1
+            for k, tok in enumerate(row.target_ids):
+                target_ids.append(tok)
+                target_rows.append(i)
+                target_positions.append(k)
+        dev = self.device
+        return PromptedBatch(
+            inputs_embeds=embeds,
+            attention_mask=mask.to(dev),
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(dev),
+            target_ids=torch.tensor(target_ids, dtype=torch.long, device=dev),
+            target_rows=torch.tensor(target_rows, dtype=torch.long, device=dev),
+            target_positions=torch.tensor(target_positions, dtype=torch.long, device=dev),
+            decoder_input_ids=decoder_ids.to(dev),
+            decoder_attention_mask=decoder_mask.to(dev),
+        )
+
+    def _insert_prompts(self, token_embeds: Tensor, is_prompt: Tensor, row_prompts) -> Tensor:
+        """Put each row's prompt rows where is_prompt is set ([batch, length, embed])."""
+        present = [p for p in row_prompts if p is not None]
+        if not present:
+            return token_embeds
+        source = torch.cat([p.to(device=self.device, dtype=token_embeds.dtype) for p in present], dim=0)
+        # masked_scatter fills positions in row-major order: row 0's prompt, then row 1's, ...
+        return token_embeds.masked_scatter(is_prompt.to(self.device).unsqueeze(-1), source)
+
+    # ----------------------------------------------------------------- scoring
+    def _lm_head(self, hidden: Tensor) -> Tensor:
+        """hidden [..., embed] -> logits [..., vocab] in float32, with the model's own
+        final scaling (Gemma 2/3 soft-capping, Cohere logit_scale, Granite logits_scaling)."""
+        logits = self.model.get_output_embeddings()(hidden).float()
+        cfg = self.config
+        if getattr(cfg, "logit_scale", None) is not None:
+            logits = logits * cfg.logit_scale
+        if getattr(cfg, "logits_scaling", None) is not None:
+            logits = logits / cfg.logits_scaling
+        cap = getattr(cfg, "final_logit_softcapping", None)
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def target_log_probs(self, batch: PromptedBatch) -> Tensor:
+        """Log-probability of every target token, [n_targets] (differentiable w.r.t. prompts).
+
+        Decoder-only models run the LM head only at the positions that predict a target
+        token: on a 262k vocabulary (Gemma 3) the full-sequence head dominates a step.
+        """
+        if self.is_encoder_decoder:
+            out = self.model(
+                inputs_embeds=batch.inputs_embeds,
+                attention_mask=batch.attention_mask,
+                decoder_input_ids=batch.decoder_input_ids,
+                decoder_attention_mask=batch.decoder_attention_mask,
+                use_cache=False,
+            )
+            logits = out.logits[batch.target_rows, batch.target_positions].float()
+        else:
+            hidden = self.model.base_model(
+                inputs_embeds=batch.inputs_embeds,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                use_cache=False,
+            ).last_hidden_state
+            logits = self._lm_head(hidden[batch.target_rows, batch.target_positions])
+        return torch.log_softmax(logits, dim=-1).gather(-1, batch.target_ids[:, None]).squeeze(-1)
+
+    def loss(self, batch: PromptedBatch) -> Tensor:
+        """The text-to-text loss: mean negative log-likelihood over all target tokens."""
+        return -self.target_log_probs(batch).mean()
+
+    def sequence_log_probs(self, batch: PromptedBatch) -> Tensor:
+        """Summed log-probability of each row's target, [batch]."""
+        token_lp = self.target_log_probs(batch)
+        totals = torch.zeros(batch.batch_size, dtype=token_lp.dtype, device=token_lp.device)
+        return totals.index_add(0, batch.target_rows, token_lp)
+
+    @torch.no_grad()
+    def score_options(
+        self,
+        inputs: Sequence[str],
+        options: Sequence[Sequence[str]],
+        prompts: RowPrompts = None,
+    ) -> list[list[float]]:
+        """Rank classification: log-likelihood of each option given each input.
+
+        inputs[i] is scored against every option in options[i]; prompts is one shared
+        [length, embed] prompt or one per input. Returns scores[i][j].
+        When every option is one token (the usual label words), one forward pass over the
+        inputs scores all options at once from the last position's distribution.
+        """
+        row_prompts = _per_row_prompts(prompts, len(inputs))
+        encoded = [[self.encode(text, opt) for opt in opts] for text, opts in zip(inputs, options)]
+        single = (not self.is_encoder_decoder) and all(len(r.target_ids) == 1 for rs in encoded for r in rs)
+        if single:
+            rows = [EncodedRow(rs[0].prefix_ids, rs[0].input_ids) for rs in encoded]
+            batch = self.build_batch(rows, row_prompts, padding_side="left")
+            hidden = self.model.base_model(
+                inputs_embeds=batch.inputs_embeds,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                use_cache=False,
+            ).last_hidden_state[:, -1]
+            log_probs = torch.log_softmax(self._lm_head(hidden), dim=-1)
+            return [[log_probs[i, r.target_ids[0]].item() for r in rs] for i, rs in enumerate(encoded)]
+        flat_rows = [r for rs in encoded for r in rs]
+        flat_prompts = [row_prompts[i] for i, rs in enumerate(encoded) for _ in rs]
+        scores = self.sequence_log_probs(self.build_batch(flat_rows, flat_prompts)).tolist()
+        out, k = [], 0
+        for rs in encoded:
+            out.append(scores[k:k + len(rs)])
+            k += len(rs)
+        return out
+
+    @torch.no_grad()
+    def generate(
+        self,
+        inputs: Sequence[str],
+        prompts: RowPrompts = None,
+        max_new_tokens: int = 32,
+    ) -> list[str]:
+        """Greedy decoding with a KV cache; each row may carry its own prompt."""
+        row_prompts = _per_row_prompts(prompts, len(inputs))
+        rows = [self.encode(text) for text in inputs]
+        batch = self.build_batch(rows, row_prompts, padding_side="left")
+        if self.is_encoder_decoder:
+            out = self.model.generate(
+                inputs_embeds=batch.inputs_embeds,
+                attention_mask=batch.attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+            )
+            return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+        base = self.model.base_model
+        mask = batch.attention_mask
+        positions = batch.position_ids
+        out = base(inputs_embeds=batch.inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=True)
+        cache = out.cache
+        next_pos = positions[:, -1:] + 1
+        finished = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+        generated: list[list[int]] = [[] for _ in rows]
+        hidden = out.last_hidden_state[:, -1]
+        for _ in range(max_new_tokens):
+            next_ids = self._lm_head(hidden).argmax(-1)
+            for i, tok in enumerate(next_ids.tolist()):
+                if not finished[i]:
+                    if tok == self.eos_id:
+                        finished[i] = True
+                    else:
+                        generated[i].append(tok)
+            if bool(finished.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            out = base(
+                inputs_embeds=self.embed(next_ids[:, None]),
+                attention_mask=mask,
+                position_ids=next_pos,
+                cache=cache,
+                use_cache=True,
+            )
+            cache = out.cache
+            next_pos = next_pos + 1
+            hidden = out.last_hidden_state[:, -1]
+        return [self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated]

@@ -1,0 +1,249 @@
+"""The prompt file: one safetensors file with the [length, embed] tensor and its metadata.
+
+    tensor  "prompt": float32 [length, embed]
+    metadata (strings, JSON where structured):
+        format = "softprompt", format_version, model_id, embedding_fingerprint, hidden_size,
+        prompt_length, init, task, label_words, train_settings, best_dev_metric
+
+Files are written atomically (temp file + rename), so a crash never leaves half a prompt.
+Prompts also export to / import from PEFT's prompt-tuning adapter folder
+(adapter_config.json + adapter_model.safetensors).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from softprompt.core.model import PromptedLM
+from softprompt.errors import ModelMismatchError, PromptFileError
+
+FORMAT_NAME = "softprompt"
+FORMAT_VERSION = "1"
+TENSOR_KEY = "prompt"
+PEFT_TENSOR_KEY = "prompt_embeddings"
+PEFT_META_PREFIX = "softprompt."
+
+
+@dataclass
+class PromptMetadata:
+    model_id: str
+    embedding_fingerprint: str
+    hidden_size: int
+    prompt_length: int
+    init: str = "unknown"
+    task: str | None = None
+    label_words: list[str] | None = None
+    train_settings: dict[str, Any] = field(default_factory=dict)
+    best_dev_metric: dict[str, Any] | None = None
+    format_version: str = FORMAT_VERSION
+
+    def to_strings(self) -> dict[str, str]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "model_id": self.model_id,
+            "embedding_fingerprint": self.embedding_fingerprint,
+            "hidden_size": str(self.hidden_size),
+            "prompt_length": str(self.prompt_length),
+            "init": self.init,
+            "task": json.dumps(self.task),
+            "label_words": json.dumps(self.label_words),
+            "train_settings": json.dumps(self.train_settings, default=str),
+            "best_dev_metric": json.dumps(self.best_dev_metric),
+        }
+
+    @classmethod
+    def from_strings(cls, raw: dict[str, str], path: Path) -> "PromptMetadata":
+        if raw.get("format") != FORMAT_NAME:
+            raise PromptFileError(f"{path}: not a softprompt prompt file (metadata 'format' is {raw.get('format')!r})")
+        try:
+            return cls(
+                model_id=raw["model_id"],
+                embedding_fingerprint=raw["embedding_fingerprint"],
+                hidden_size=int(raw["hidden_size"]),
+                prompt_length=int(raw["prompt_length"]),
+                init=raw.get("init", "unknown"),
+                task=json.loads(raw.get("task", "null")),
+                label_words=json.loads(raw.get("label_words", "null")),
+                train_settings=json.loads(raw.get("train_settings", "{}")),
+                best_dev_metric=json.loads(raw.get("best_dev_metric", "null")),
+                format_version=raw.get("format_version", FORMAT_VERSION),
+            )
+        except KeyError as err:
+            raise PromptFileError(f"{path}: metadata field {err.args[0]!r} is missing") from None
+        except (ValueError, json.JSONDecodeError) as err:
+            raise PromptFileError(f"{path}: malformed metadata ({err})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class SavedPrompt:
+    tensor: Tensor  # [length, embed]
+    metadata: PromptMetadata
+
+    @property
+    def length(self) -> int:
+        return self.tensor.shape[0]
+
+
+def metadata_for(lm: PromptedLM, tensor: Tensor, **fields: Any) -> PromptMetadata:
+    return PromptMetadata(
+        model_id=lm.model_id,
+        embedding_fingerprint=lm.fingerprint(),
+        hidden_size=lm.hidden_size,
+        prompt_length=tensor.shape[0],
+        **fields,
+    )
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename over `path`: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_prompt(path: str | Path, tensor: Tensor, metadata: PromptMetadata) -> Path:
+    """Write a prompt file atomically."""
+    if tensor.dim() != 2:
+        raise PromptFileError(f"a prompt is [length, embed], got shape {tuple(tensor.shape)}")
+    data = {TENSOR_KEY: tensor.detach().float().cpu().contiguous()}
+    atomic_write(Path(path), lambda tmp: save_file(data, tmp, metadata=metadata.to_strings()))
+    return Path(path)
+
+
+def read_prompt(path: str | Path) -> SavedPrompt:
+    """Read a prompt file without checking it against a model."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(f"prompt file {str(path)!r} not found")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PromptFileError(f"{path}: not a readable safetensors file ({err})") from None
+    metadata = PromptMetadata.from_strings(raw, path)
+    if TENSOR_KEY not in tensors:
+        raise PromptFileError(f"{path}: no {TENSOR_KEY!r} tensor")
+    tensor = tensors[TENSOR_KEY]
+    expected = (metadata.prompt_length, metadata.hidden_size)
+    if tuple(tensor.shape) != expected:
+        raise PromptFileError(f"{path}: tensor shape {tuple(tensor.shape)} does not match metadata {expected}")
+    if not tensor.dtype.is_floating_point or not torch.isfinite(tensor).all():
+        raise PromptFileError(f"{path}: prompt tensor must be finite floating point")
+    return SavedPrompt(tensor, metadata)
+
+
+def check_compatible(metadata: PromptMetadata, lm: PromptedLM, source: str) -> None:
+    """Raise ModelMismatchError unless the prompt was trained for `lm`'s embeddings."""
+    if metadata.hidden_size != lm.hidden_size or metadata.embedding_fingerprint != lm.fingerprint():
+        raise ModelMismatchError(
+            f"{source} was trained for model {metadata.model_id!r} (hidden size {metadata.hidden_size}, "
+            f"embedding fingerprint {metadata.embedding_fingerprint}), but the loaded model is "
+            f"{lm.model_id!r} (hidden size {lm.hidden_size}, embedding fingerprint {lm.fingerprint()})"
+        )
+
+
+def load_prompt(path: str | Path, lm: PromptedLM | None = None) -> SavedPrompt:
+    """Read a prompt file; with `lm`, also check it belongs to that model."""
+    saved = read_prompt(path)
+    if lm is not None:
+        check_compatible(saved.metadata, lm, f"prompt {str(path)!r}")
+    return saved
+
+
+# ------------------------------------------------------------------- PEFT interop
+def export_peft(saved: SavedPrompt, out_dir: str | Path, task_type: str = "CAUSAL_LM") -> Path:
+    """Write a PEFT prompt-tuning adapter folder that `PeftModel.from_pretrained` loads.
+
+    Encoder-decoder prompts are exported with num_transformer_submodules=1 (the prompt on
+    the encoder side only, as softprompt trains them).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = saved.metadata
+    config = {
+        "peft_type": "PROMPT_TUNING",
+        "task_type": task_type,
+        "num_virtual_tokens": meta.prompt_length,
+        "token_dim": meta.hidden_size,
+        "num_transformer_submodules": 1,
+        "prompt_tuning_init": "RANDOM",
+        "base_model_name_or_path": meta.model_id,
+        "inference_mode": True,
+    }
+    tensors = {PEFT_TENSOR_KEY: saved.tensor.detach().float().cpu().contiguous()}
+    # The softprompt metadata rides in the weights file's header (prefixed keys), where PEFT
+    # ignores it and an import back restores it.
+    header = {"format": "pt", **{PEFT_META_PREFIX + k: v for k, v in meta.to_strings().items()}}
+    atomic_write(out / "adapter_model.safetensors", lambda tmp: save_file(tensors, tmp, metadata=header))
+    atomic_write(out / "adapter_config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    return out
+
+
+def import_peft(adapter_dir: str | Path, lm: PromptedLM | None = None) -> SavedPrompt:
+    """Read a PEFT prompt-tuning adapter folder into a SavedPrompt.
+
+    Adapters exported by softprompt carry their metadata; others need `lm` to fill it in
+    (and are then assumed to belong to it).
+    """
+    folder = Path(adapter_dir)
+    config_path = folder / "adapter_config.json"
+    weights_path = folder / "adapter_model.safetensors"
+    for p in (config_path, weights_path):
+        if not p.is_file():
+            raise PromptFileError(f"{folder}: not a PEFT adapter folder ({p.name} missing)")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise PromptFileError(f"{config_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    if config.get("peft_type") != "PROMPT_TUNING":
+        raise PromptFileError(f"{config_path}: peft_type is {config.get('peft_type')!r}, expected 'PROMPT_TUNING'")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PromptFileError(f"{weights_path}: not a readable safetensors file ({err})") from None
+    ours = {k[len(PEFT_META_PREFIX):]: v for k, v in header.items() if k.startswith(PEFT_META_PREFIX)}
+    if PEFT_TENSOR_KEY not in tensors:
+        raise PromptFileError(f"{weights_path}: no {PEFT_TENSOR_KEY!r} tensor")
+    tensor = tensors[PEFT_TENSOR_KEY].float()
+    n = int(config.get("num_virtual_tokens", tensor.shape[0]))
+    tensor = tensor[:n]  # a seq2seq adapter with 2 submodules stores encoder rows first
+    if ours:
+        metadata = PromptMetadata.from_strings(ours, weights_path)
+    elif lm is not None:
+        metadata = metadata_for(lm, tensor, init="peft-import")
+        metadata.model_id = config.get("base_model_name_or_path") or lm.model_id
+    else:
+        raise PromptFileError(f"{folder}: adapter has no softprompt metadata; give the model it belongs to (--model)")
+    if lm is not None:
+        check_compatible(metadata, lm, f"adapter {str(folder)!r}")
+    return SavedPrompt(tensor, metadata)

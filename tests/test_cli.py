@@ -1,0 +1,116 @@
+"""The command line end to end on a tiny model saved as a local folder."""
+import json
+import sys
+
+import pytest
+import torch
+
+from softprompt.cli.main import main
+from tiny import tiny_llama
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-model")
+    lm = tiny_llama()
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def run(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["softprompt", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(model_dir, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    sys_argv = sys.argv
+    sys.argv = ["softprompt", "train", "--task", "sst2", "--model", str(model_dir), "--data-dir", str(data_dir),
+                "--out", str(out), "-p", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "2",
+                "--max-train", "16", "--max-eval", "8", "--quiet"]
+    try:
+        main()
+    finally:
+        sys.argv = sys_argv
+    return out
+
+
+def test_train_writes_run_folder_and_report(trained):
+    assert {"prompt.safetensors", "checkpoint.pt", "metrics.jsonl", "result.json"} <= {p.name for p in trained.iterdir()}
+    result = json.loads((trained / "result.json").read_text())
+    assert result["steps"] == 2 and result["initial_metrics"] is not None
+
+
+def test_eval_predict_inspect(trained, model_dir, data_dir, monkeypatch, capsys, tmp_path):
+    prompt = trained / "prompt.safetensors"
+    code, out, _ = run(monkeypatch, capsys, "eval", prompt, "--model", model_dir, "--data-dir", data_dir,
+                       "--max-examples", "8", "--json", tmp_path / "r.json")
+    assert code == 0 and "accuracy" in out
+    assert json.loads((tmp_path / "r.json").read_text())["examples"] == 8
+    code, out, _ = run(monkeypatch, capsys, "predict", prompt, "a great movie", "bad plot", "--model", model_dir, "--json")
+    assert code == 0 and out.count('"label"') == 2
+    code, out, _ = run(monkeypatch, capsys, "inspect", prompt, "--model", model_dir, "--k", "2")
+    assert code == 0 and "embedding_fingerprint" in out and "nearest tokens" in out
+
+
+def test_export_import_round_trip(trained, monkeypatch, capsys, tmp_path):
+    prompt = trained / "prompt.safetensors"
+    assert run(monkeypatch, capsys, "export", prompt, tmp_path / "peft")[0] == 0
+    assert (tmp_path / "peft" / "adapter_config.json").exists()
+    assert run(monkeypatch, capsys, "import", tmp_path / "peft", tmp_path / "back.safetensors")[0] == 0
+    from softprompt.core.prompt_file import read_prompt
+    assert torch.equal(read_prompt(tmp_path / "back.safetensors").tensor, read_prompt(prompt).tensor)
+
+
+def test_resume_flag(trained, model_dir, data_dir, monkeypatch, capsys):
+    code, out, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir,
+                         "--out", trained, "-p", "3", "--steps", "4", "--batch-size", "4", "--eval-every", "2",
+                         "--max-train", "16", "--max-eval", "8", "--quiet", "--resume")
+    assert code == 0, err
+    assert json.loads((trained / "result.json").read_text())["steps"] == 4
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--task", "nosuchtask", "--out", "x"], "unknown task 'nosuchtask'"),
+    (["train", "--task", "sst2", "--out", "x", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["train", "--task", "sst2", "--out", "x", "-p", "0"], "length"),
+    (["train", "--task", "sst2", "--out", "x", "--init", "zeros"], "init"),
+    (["inspect", "/no/such/prompt.safetensors"], "not found"),
+    (["eval", "--no-prompt"], "--task"),
+])
+def test_bad_arguments_give_one_line_errors(args, needle, monkeypatch, capsys, data_dir):
+    if "--data-dir" not in args and args[0] == "train":
+        args = args + ["--data-dir", str(data_dir)]
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_model_is_one_line_error(monkeypatch, capsys, data_dir, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--out", tmp_path, "--data-dir", data_dir,
+                       "--model", str(tmp_path / "no-model-here.gguf"))
+    assert code == 2 and "no-model-here.gguf" in err and "Traceback" not in err
+
+
+def test_malformed_data_row_names_file_and_line(monkeypatch, capsys, tmp_path, model_dir):
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("sentence\tlabel\ngood movie\t1\nbad movie\t7\n")
+    code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--out", tmp_path / "run", "--data-dir", tmp_path,
+                       "--model", model_dir)
+    assert code == 2 and "train.tsv:3" in err and "label" in err
+
+
+def test_every_command_has_help(monkeypatch, capsys):
+    for command in ["train", "eval", "predict", "inspect", "export", "import", "tasks"]:
+        code, out, _ = run(monkeypatch, capsys, command, "--help")
+        assert code == 0 and "Usage" in out

@@ -1,0 +1,45 @@
+"""The real packaged SmolLM2-135M on real SST-2 rows (marked real_model; runs in CI)."""
+import pytest
+import torch
+
+import softprompt as sp
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.trainer import Trainer
+from softprompt.evaluation.neighbours import nearest_tokens
+
+pytestmark = pytest.mark.real_model
+
+
+def test_smollm2_is_frozen_causal_lm_with_real_tokenizer(smollm2):
+    assert not smollm2.is_encoder_decoder and smollm2.hidden_size == 576
+    assert all(not p.requires_grad for p in smollm2.model.parameters())
+    assert smollm2.tokenizer(" positive", add_special_tokens=False).input_ids == [2731]
+
+
+def test_prompt_tuning_a_few_steps_on_real_sst2(smollm2, data_dir, tmp_path):
+    task = sp.get_task("sst2", data_dir)
+    train, dev = task.load("train")[:32], task.load("dev")[:16]
+    weights_before = smollm2.model.model.layers[0].mlp.up_proj.weight.clone()
+    prompt = SoftPrompt.initialise(smollm2, sp.PromptConfig(length=8, init="class-label"), task.label_words)
+    config = sp.TrainConfig(batch_size=4, max_steps=4, eval_every=4, learning_rate=0.01, max_input_tokens=64)
+    start = prompt.weight.detach().clone()
+    result = Trainer(smollm2, prompt, task, train, dev, config, tmp_path, show_progress=False).train()
+    assert result.steps == 4 and result.initial_metrics is not None and 0 <= result.best_metric <= 100
+    assert not torch.equal(prompt.weight.detach(), start)
+    assert torch.equal(smollm2.model.model.layers[0].mlp.up_proj.weight, weights_before)
+    saved = sp.load_prompt(result.prompt_path, smollm2)
+    assert saved.metadata.model_id == "smollm2" and saved.metadata.label_words == ["negative", "positive"]
+
+
+def test_class_label_rows_are_nearest_to_their_label_words(smollm2):
+    prompt = sp.SoftPrompt.initialise(smollm2, sp.PromptConfig(length=4, init="class-label"), ("negative", "positive"))
+    neighbours = nearest_tokens(smollm2, prompt.weight.detach(), k=1)
+    assert neighbours[0][0][0].strip() == "negative" and neighbours[1][0][0].strip() == "positive"
+    assert neighbours[0][0][1] > 0.99
+
+
+def test_generation_and_rank_classification_run(smollm2):
+    out = smollm2.generate(["The capital of France is"], None, max_new_tokens=3)
+    assert "Paris" in out[0]
+    scores = smollm2.score_options(["I loved this movie, it was wonderful. Sentiment:"], [("positive", "negative")])
+    assert scores[0][0] > scores[0][1]

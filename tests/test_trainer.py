@@ -1,0 +1,129 @@
+"""The trainer: frozen weights untouched, learning happens, resume equals an uninterrupted run."""
+import json
+
+import pytest
+import torch
+
+from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.prompt_file import read_prompt
+from softprompt.core.trainer import Trainer
+from softprompt.errors import SoftPromptError
+from softprompt.tasks.base import Example, Task
+from tiny import tiny_llama, tiny_t5
+
+
+class ToyTask(Task):
+    """Sentiment over the tiny vocabulary: learnable from word identity."""
+
+    name = "toy"
+    label_words = ("negative", "positive")
+
+    def __init__(self):
+        super().__init__(None)
+
+    def load(self, split):
+        good = ["great fun", "good story", "funny smart movie", "love this film", "really good", "great actors"]
+        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull", "sad bad actors"]
+        rows = [Example(t, "positive", self.label_words) for t in good] + [Example(t, "negative", self.label_words) for t in bad]
+        return rows
+
+    def compute_metrics(self, predictions, examples):
+        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}
+
+
+def _trainer(lm, run_dir, steps=12, on_step=None, **cfg):
+    task = ToyTask()
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
+    config = TrainConfig(batch_size=4, max_steps=steps, eval_every=4, log_every=2, **cfg)
+    return Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir,
+                   show_progress=False, on_step=on_step)
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
+def test_training_changes_only_the_prompt_and_lowers_loss(make, tmp_path):
+    lm = make()
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    trainer = _trainer(lm, tmp_path, steps=30, optimizer="adam", learning_rate=0.05)
+    start = trainer.prompt.weight.detach().clone()
+    result = trainer.train()
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, before[k]), f"frozen weight {k} changed"
+    assert not torch.equal(trainer.prompt.weight.detach(), start)
+    losses = [r["loss"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if r["event"] == "train"]
+    assert losses[-1] < losses[0]
+    saved = read_prompt(result.prompt_path)
+    assert saved.metadata.task == "toy" and saved.metadata.best_dev_metric["value"] == result.best_metric
+    assert json.loads((tmp_path / "result.json").read_text())["steps"] == 30
+
+
+def test_adafactor_default_is_the_papers():
+    from transformers.optimization import Adafactor
+
+    trainer = _trainer(tiny_llama(), "/tmp/unused-run")
+    opt = trainer.optimizer
+    assert isinstance(opt, Adafactor)
+    group = opt.param_groups[0]
+    assert group["lr"] == 0.3 and group["weight_decay"] == 1e-5 and group["decay_rate"] == -0.8
+    assert group["scale_parameter"] is False and group["relative_step"] is False and group["beta1"] is None
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kill_at", [3, 5, 8])
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, kill_at):
+    full = _trainer(tiny_llama(), tmp_path / "full").train()
+    full_prompt = read_prompt(full.prompt_path).tensor
+
+    def kill(step, loss):
+        if step == kill_at:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _trainer(tiny_llama(), tmp_path / "killed", on_step=kill).train()
+    resumed = _trainer(tiny_llama(), tmp_path / "killed").train(resume=True)
+    assert resumed.steps == full.steps
+    assert torch.equal(read_prompt(resumed.prompt_path).tensor, full_prompt)
+    assert resumed.best_step == full.best_step and resumed.best_metric == full.best_metric
+    full_log = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    resumed_log = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda log: [{k: v for k, v in r.items() if k not in ("elapsed", "seconds")} for r in log]
+    assert strip(resumed_log) == strip(full_log)
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    _trainer(tiny_llama(), tmp_path, steps=4).train()
+    with pytest.raises(SoftPromptError, match="batch_size"):
+        trainer = _trainer(tiny_llama(), tmp_path, steps=8)
+        trainer.config = TrainConfig(batch_size=2, max_steps=8, eval_every=4)
+        trainer.train(resume=True)
+
+
+def test_resume_without_checkpoint_is_clear(tmp_path):
+    with pytest.raises(SoftPromptError, match="no checkpoint"):
+        _trainer(tiny_llama(), tmp_path).train(resume=True)
+
+
+def test_early_stopping(tmp_path):
+    result = _trainer(tiny_llama(), tmp_path, steps=400, learning_rate=1e-9, early_stopping_patience=2).train()
+    assert result.stopped_early and result.steps == 8  # two evals (4, 8) without beating step 0
+
+
+def test_gradient_accumulation_matches_big_batch(tmp_path):
+    big = _trainer(tiny_llama(), tmp_path / "a", steps=3, optimizer="adam", learning_rate=0.01)
+    big.config = TrainConfig(batch_size=4, grad_accum_steps=1, max_steps=3, eval_every=10, optimizer="adam", learning_rate=0.01)
+    small = _trainer(tiny_llama(), tmp_path / "b", steps=3, optimizer="adam", learning_rate=0.01)
+    small.config = TrainConfig(batch_size=2, grad_accum_steps=2, max_steps=3, eval_every=10, optimizer="adam", learning_rate=0.01)
+    big.dev_examples = small.dev_examples = []
+    big.train(), small.train()
+    # Same examples per update; token-mean per micro-batch makes this close, not bit-equal.
+    torch.testing.assert_close(big.prompt.weight, small.prompt.weight, atol=5e-3, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs,field", [({"batch_size": 0}, "batch_size"), ({"optimizer": "sgd"}, "optimizer"),
+                                          ({"learning_rate": 0}, "learning_rate"), ({"early_stopping_patience": 0}, "early_stopping_patience")])
+def test_train_config_validation(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**kwargs)
