@@ -1,0 +1,118 @@
+"""Metrics against hand-worked examples (values in percent)."""
+import math
+
+import pytest
+
+from softprompt.evaluation.metrics import (
+    accuracy,
+    binary_f1,
+    exact_match,
+    gender_parity,
+    macro_f1,
+    matthews_corr,
+    multirc_metrics,
+    normalize_answer,
+    record_metrics,
+    squad_metrics,
+    superglue_score,
+    superglue_task_score,
+    token_f1,
+)
+
+# tp = 2 (items 0, 4), fp = 1 (item 1), fn = 1 (item 2), tn = 1 (item 3)
+PRED = ["1", "1", "0", "0", "1"]
+GOLD = ["1", "0", "1", "0", "1"]
+
+
+def test_accuracy():
+    assert accuracy(["a", "b", "a"], ["a", "a", "a"]) == pytest.approx(200 / 3)
+    assert accuracy([], []) == 0.0
+    with pytest.raises(ValueError):
+        accuracy(["a"], [])
+
+
+def test_binary_f1():
+    # 2TP / (2TP + FP + FN) = 4 / 6
+    assert binary_f1(PRED, GOLD, "1") == pytest.approx(100 * 4 / 6)
+    # a prediction that is no label counts as negative: gold positive -> a false negative
+    assert binary_f1(["1", "junk"], ["1", "1"], "1") == pytest.approx(100 * 2 / 3)
+    assert binary_f1(["0", "0"], ["0", "0"], "1") == 0.0  # undefined -> 0
+
+
+def test_macro_f1():
+    pred = ["entailment", "contradiction", "contradiction", "entailment"]
+    gold = ["entailment", "entailment", "contradiction", "neutral"]
+    # entailment: tp1 fp1 fn1 -> 1/2; contradiction: tp1 fp1 fn0 -> 2/3; neutral: tp0 fn1 -> 0
+    expected = 100 * (0.5 + 2 / 3 + 0) / 3
+    assert macro_f1(pred, gold, ["entailment", "contradiction", "neutral"]) == pytest.approx(expected)
+    assert macro_f1(pred, gold) == pytest.approx(expected)  # classes from the references
+
+
+def test_matthews_corr():
+    # (tp*tn - fp*fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn)) = (2 - 1) / sqrt(3*3*2*2) = 1/6
+    assert matthews_corr(PRED, GOLD, "1") == pytest.approx(100 / 6)
+    assert matthews_corr(GOLD, GOLD, "1") == pytest.approx(100.0)
+    assert matthews_corr([("0" if g == "1" else "1") for g in GOLD], GOLD, "1") == pytest.approx(-100.0)
+    assert matthews_corr(["1"] * 5, GOLD, "1") == 0.0  # constant predictor
+
+
+def test_multirc_f1a_and_em():
+    groups = ["q1", "q1", "q1", "q2", "q2"]
+    gold = ["True", "False", "True", "False", "True"]
+    pred = ["True", "False", "False", "False", "True"]
+    scores = multirc_metrics(pred, gold, groups)
+    # F1a over all options: tp 2, fp 0, fn 1 -> 4/5; EM: q2 all right, q1 not -> 1/2
+    assert scores["f1a"] == pytest.approx(80.0)
+    assert scores["em"] == pytest.approx(50.0)
+
+
+def test_gender_parity():
+    assert gender_parity(["x", "x", "x", "y"], ["a", "a", "b", "b"]) == pytest.approx(50.0)
+
+
+def test_normalize_answer_is_squads():
+    assert normalize_answer("The  Quick, brown fox!") == "quick brown fox"
+    assert normalize_answer("an apple a day") == "apple day"
+    assert normalize_answer("Theory of the 'A' team") == "theory of team"
+    assert exact_match("the Denver Broncos.", "Denver Broncos")
+
+
+def test_token_f1():
+    assert token_f1("Denver", "Denver Broncos") == pytest.approx(2 / 3)  # p 1, r 1/2
+    assert token_f1("the", "a") == 0.0  # both normalise to nothing: no common token
+    assert token_f1("broncos broncos", "broncos") == pytest.approx(2 * 0.5 * 1 / 1.5)
+
+
+def test_squad_metrics_max_over_answers():
+    preds = ["the Denver Broncos", "Denver"]
+    golds = [["Denver Broncos", "Broncos"], ["Denver Broncos", "Carolina Panthers"]]
+    scores = squad_metrics(preds, golds)
+    assert scores["em"] == pytest.approx(50.0)
+    assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert record_metrics(preds, golds) == scores
+    with pytest.raises(TypeError):
+        squad_metrics(["x"], ["x"])  # a bare string is not a list of answers
+
+
+def test_superglue_score_human_baseline():
+    # SuperGLUE's published human baseline: 89.8 overall
+    human = {
+        "boolq": {"accuracy": 89.0},
+        "cb": {"accuracy": 98.9, "macro_f1": 95.8},
+        "copa": {"accuracy": 100.0},
+        "multirc": {"f1a": 81.8, "em": 51.9},
+        "record": {"f1": 91.7, "em": 91.3},
+        "rte": {"accuracy": 93.6},
+        "wic": {"accuracy": 80.0},
+        "wsc": {"accuracy": 100.0},
+        "axb": {"matthews_corr": 76.6},  # diagnostics are not part of the score
+    }
+    assert superglue_score(human, require_all=True) == pytest.approx(89.7875)
+    assert round(superglue_score(human), 1) == 89.8
+    assert superglue_task_score("cb", human["cb"]) == pytest.approx((98.9 + 95.8) / 2)
+    assert superglue_score({"rte": {"accuracy": 60.0}, "cb": {"accuracy": 80.0, "macro_f1": 60.0}}) == pytest.approx(65.0)
+    with pytest.raises(ValueError, match="missing"):
+        superglue_score({"rte": {"accuracy": 60.0}}, require_all=True)
+    with pytest.raises(ValueError, match="macro_f1"):
+        superglue_score({"cb": {"accuracy": 60.0}})
+    assert not math.isnan(superglue_score({"boolq": {"accuracy": 0.0}}))
