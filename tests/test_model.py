@@ -148,3 +148,15 @@ def test_long_inputs_keep_their_end():
     row = lm.encode("a b c the movie was great", "positive")
     assert lm.tokenizer.decode(row.input_ids) == "the movie was great"
     assert row.prefix_ids == (lm.tokenizer.bos_token_id,)
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gemma3, tiny_t5])
+def test_shared_prefix_scoring_equals_one_row_per_option(make):
+    lm = make()
+    inputs = ["the movie was great", "bad plot and really long boring story"]
+    options = [("positive", "not_entailment", "good fun really"), ("negative", "great actors")]
+    per_row = [torch.randn(3, lm.hidden_size), torch.randn(5, lm.hidden_size)]
+    shared = lm.score_options(inputs, options, per_row)
+    naive = lm.score_options(inputs, options, per_row, share_prefix=False)
+    for a, b in zip(shared, naive):
+        torch.testing.assert_close(torch.tensor(a), torch.tensor(b), atol=1e-4, rtol=1e-4)

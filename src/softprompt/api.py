@@ -21,7 +21,7 @@ from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import SavedPrompt
 from softprompt.core.trainer import Trainer, TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
-from softprompt.tasks.base import Task
+from softprompt.tasks.base import Example, Task
 
 
 def train(
@@ -33,17 +33,28 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     max_train_examples: int | None = None,
+    train_split: str = "train",
+    dev_split: str | None = "dev",
+    data: tuple[list[Example], list[Example]] | None = None,
 ) -> TrainResult:
-    """Prompt-tune on task's train split with early stopping on its dev split."""
+    """Prompt-tune on a task's train split with early stopping on its dev split
+    (dev_split None: no evaluation, the last prompt is kept). `data` passes splits already
+    loaded by load_splits."""
     prompt = prompt or PromptConfig()
     config = config or TrainConfig()
     lm.max_input_tokens = config.max_input_tokens
-    train_examples = task.load("train")[:max_train_examples]
-    dev_examples = task.load("dev") if "dev" in task.available_splits() else []
+    train_examples, dev_examples = data or load_splits(task, train_split, dev_split, max_train_examples)
     soft = SoftPrompt.initialise(lm, prompt, task.label_words, seed=config.seed)
     trainer = Trainer(lm, soft, task, train_examples, dev_examples, config, run_dir,
                       init_name=prompt.init, show_progress=show_progress)
     return trainer.train(resume=resume)
+
+
+def load_splits(
+    task: Task, train_split: str = "train", dev_split: str | None = "dev", max_train_examples: int | None = None
+) -> tuple[list[Example], list[Example]]:
+    """(train examples, dev examples) of a task; dev is empty when dev_split is None."""
+    return task.load(train_split)[:max_train_examples], (task.load(dev_split) if dev_split else [])
 
 
 def evaluate_prompt(

@@ -43,10 +43,10 @@ def _load(model: str, device: str, max_input_tokens: int = 512):
         return load_model(model, device=device, max_input_tokens=max_input_tokens)
 
 
-def _task(name: str, data_dir: Optional[Path], strict: bool = False):
+def _task(name: str, data_dir: Optional[Path], strict: bool = False, **options):
     from softprompt.tasks.registry import get_task
 
-    return get_task(name, data_dir, strict=strict)
+    return get_task(name, data_dir, strict=strict, **options)
 
 
 @app.command()
@@ -75,11 +75,14 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
+    train_split: str = typer.Option("train", "--train-split", help="Split to train on (e.g. fewglue32-train)."),
+    dev_split: str = typer.Option("dev", "--dev-split", help="Split for evaluation and early stopping; 'none' to skip."),
+    train_file: Optional[Path] = typer.Option(None, "--train-file", help="Read the train split from this file (e.g. BoolQ's train.jsonl)."),
     neighbours: int = typer.Option(3, "--report-rows", help="Prompt rows whose nearest tokens the report shows."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
-    from softprompt.api import train as run_training
+    from softprompt.api import load_splits, train as run_training
 
     if resume and not (out / "checkpoint.pt").exists():
         raise SoftPromptError(f"--resume: no checkpoint in {out}")
@@ -89,13 +92,15 @@ def train(
                             grad_accum_steps=grad_accum, max_steps=steps, eval_every=eval_every,
                             early_stopping_patience=patience, max_eval_examples=max_eval, seed=seed,
                             max_input_tokens=max_input_tokens)
-    task_obj = _task(task, data_dir, strict)
-    task_obj.load("train")  # fail fast on data before the model loads
+    options = {"train_file": train_file} if train_file else {}
+    task_obj = _task(task, data_dir, strict, **options)
+    dev = None if dev_split.lower() == "none" else dev_split
+    data = load_splits(task_obj, train_split, dev, max_train)  # fail fast on data, before the model loads
     start = time.perf_counter()
     lm = _load(model, device, max_input_tokens)
     load_seconds = time.perf_counter() - start
     result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume, show_progress=not quiet,
-                          max_train_examples=max_train)
+                          data=data)
     _report(lm, task_obj, result, load_seconds, neighbours)
 
 
@@ -270,31 +275,45 @@ def tasks() -> None:
         console.print(name)
 
 
-def _register_optional_commands() -> None:
-    try:
-        from softprompt.cli.serve import client_app, serve_command
-    except ImportError:
-        return
+def _register_subcommands() -> None:
+    from softprompt.cli.experiments import experiments_app
+    from softprompt.cli.serve import client_app, serve_command
+
     app.command("serve")(serve_command)
     app.add_typer(client_app, name="client")
+    app.add_typer(experiments_app, name="experiment")
 
 
-_register_optional_commands()
+_register_subcommands()
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(abort, usage-error) classes: typer 0.29+ raises from its vendored click copy."""
+    import click
+
+    aborts: tuple[type, ...] = (click.exceptions.Abort, typer.Abort)
+    errors: tuple[type, ...] = (click.exceptions.ClickException,)
+    try:
+        from typer._click import exceptions as vendored
+
+        errors += (vendored.ClickException,)
+    except ImportError:
+        pass
+    return aborts, errors
 
 
 def main() -> None:
     """Entry point: run the app; user-facing errors become one line on stderr, exit 2."""
-    import click
-
+    aborts, click_errors = _click_exceptions()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except (SoftPromptError, ConfigError) as err:
         err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except aborts:
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as err:
+    except click_errors as err:
         err.show()
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
@@ -303,6 +322,8 @@ def main() -> None:
     except FileNotFoundError as err:
         err_console.print(f"[red]error:[/] file not found: {err.filename}", highlight=False)
         sys.exit(2)
+    if isinstance(code, int) and code != 0:  # typer.Exit(n) is returned, not raised
+        sys.exit(code)
 
 
 if __name__ == "__main__":

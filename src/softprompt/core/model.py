@@ -194,24 +194,23 @@ class PromptedLM:
             target_ids = tok(target).input_ids if target is not None else []
             return EncodedRow((), tuple(input_ids), tuple(target_ids))
 
-        ids = tok(text).input_ids
-        prefix: list[int] = []
+        alone = tok(text).input_ids
+        prefix, ids = [], alone
         if ids and tok.bos_token_id is not None and ids[0] == tok.bos_token_id:
             prefix, ids = ids[:1], ids[1:]
         target_ids: list[int] = []
         if target is not None:
-            target_ids = self._target_ids(text, target, len(prefix) + len(ids))
+            target_ids = self._target_ids(text, target, alone)
             if add_eos and self.eos_id is not None:
                 target_ids.append(self.eos_id)
         if len(ids) > self.max_input_tokens:
             ids = ids[-self.max_input_tokens:]
         return EncodedRow(tuple(prefix), tuple(ids), tuple(target_ids))
 
-    def _target_ids(self, text: str, target: str, n_input_ids: int) -> list[int]:
+    def _target_ids(self, text: str, target: str, alone: list[int]) -> list[int]:
         joint = self.tokenizer(text + " " + target).input_ids
-        alone = self.tokenizer(text).input_ids
-        if joint[:n_input_ids] == alone and len(joint) > n_input_ids:
-            return joint[n_input_ids:]
+        if joint[:len(alone)] == alone and len(joint) > len(alone):
+            return joint[len(alone):]
         return self.tokenizer(" " + target, add_special_tokens=False).input_ids
 
     # ----------------------------------------------------------------- batching
@@ -369,34 +368,97 @@ class PromptedLM:
         inputs: Sequence[str],
         options: Sequence[Sequence[str]],
         prompts: RowPrompts = None,
+        share_prefix: bool = True,
     ) -> list[list[float]]:
-        """Rank classification: log-likelihood of each option given each input.
+        """Rank classification: summed log-likelihood of each option given each input.
 
         inputs[i] is scored against every option in options[i]; prompts is one shared
         [length, embed] prompt or one per input. Returns scores[i][j].
-        When every option is one token (the usual label words), one forward pass over the
-        inputs scores all options at once from the last position's distribution.
+
+        The shared input is computed once per example, not once per option:
+          - decoder-only, every option one token: one pass over the inputs, all options read
+            from the last position's distribution;
+          - decoder-only, longer options: one pass over the inputs fills a KV cache, which is
+            then reused by a pass over the options' tokens only;
+          - encoder-decoder: the encoder runs once per input, the decoder once per option.
+        share_prefix=False scores one full (prompt, input, option) row per option, the
+        straightforward reference the others are tested against.
         """
         row_prompts = _per_row_prompts(prompts, len(inputs))
         encoded = [[self.encode(text, opt) for opt in opts] for text, opts in zip(inputs, options)]
-        single = (not self.is_encoder_decoder) and all(len(r.target_ids) == 1 for rs in encoded for r in rs)
+        if not share_prefix:
+            flat_rows = [r for rs in encoded for r in rs]
+            flat_prompts = [row_prompts[i] for i, rs in enumerate(encoded) for _ in rs]
+            return self._split(self.sequence_log_probs(self.build_batch(flat_rows, flat_prompts)).tolist(), encoded)
+        if self.is_encoder_decoder:
+            return self._score_shared_encoder(encoded, row_prompts)
+        prefixes = [EncodedRow(rs[0].prefix_ids, rs[0].input_ids) for rs in encoded]
+        batch = self.build_batch(prefixes, row_prompts, padding_side="left")
+        single = all(len(r.target_ids) == 1 for rs in encoded for r in rs)
+        out = self.model.base_model(
+            inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids, use_cache=not single,
+        )
+        first_lp = torch.log_softmax(self._lm_head(out.last_hidden_state[:, -1]), dim=-1)  # [batch, vocab]
         if single:
-            rows = [EncodedRow(rs[0].prefix_ids, rs[0].input_ids) for rs in encoded]
-            batch = self.build_batch(rows, row_prompts, padding_side="left")
-            hidden = self.model.base_model(
-                inputs_embeds=batch.inputs_embeds,
-                attention_mask=batch.attention_mask,
-                position_ids=batch.position_ids,
-                use_cache=False,
-            ).last_hidden_state[:, -1]
-            log_probs = torch.log_softmax(self._lm_head(hidden), dim=-1)
-            return [[log_probs[i, r.target_ids[0]].item() for r in rs] for i, rs in enumerate(encoded)]
-        flat_rows = [r for rs in encoded for r in rs]
-        flat_prompts = [row_prompts[i] for i, rs in enumerate(encoded) for _ in rs]
-        scores = self.sequence_log_probs(self.build_batch(flat_rows, flat_prompts)).tolist()
+            return [[first_lp[i, r.target_ids[0]].item() for r in rs] for i, rs in enumerate(encoded)]
+        return self._score_option_tails(encoded, batch, out.cache, first_lp)
+
+    def _score_option_tails(self, encoded, prefix_batch: PromptedBatch, cache, first_lp: Tensor) -> list[list[float]]:
+        """Options after a cached prefix: token 0 from the prefix's last position, token k
+        from the option's own position k-1. Options are right-padded after the prefix."""
+        owner = [i for i, rs in enumerate(encoded) for _ in rs]
+        options = [r.target_ids for rs in encoded for r in rs]
+        width = max(len(o) for o in options)
+        index = torch.tensor(owner, device=self.device)
+        cache.batch_select_indices(index)  # one copy of the example's cache per option
+        ids = torch.full((len(options), width), self.pad_id, dtype=torch.long)
+        opt_mask = torch.zeros_like(ids)
+        for j, o in enumerate(options):
+            ids[j, :len(o)] = torch.tensor(o)
+            opt_mask[j, :len(o)] = 1
+        ids, opt_mask = ids.to(self.device), opt_mask.to(self.device)
+        mask = torch.cat([prefix_batch.attention_mask[index], opt_mask], dim=1)
+        start = prefix_batch.position_ids[index, -1:] + 1
+        positions = start + torch.arange(width, device=self.device)[None, :]
+        hidden = self.model.base_model(
+            inputs_embeds=self.embed(ids), attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+        ).last_hidden_state  # [n_options, width, embed]
+        scores = first_lp[index, ids[:, 0]]
+        if width > 1:
+            rows, cols = opt_mask[:, 1:].nonzero(as_tuple=True)
+            tail_lp = torch.log_softmax(self._lm_head(hidden[rows, cols]), dim=-1)
+            tail_lp = tail_lp.gather(-1, ids[rows, cols + 1][:, None]).squeeze(-1)
+            scores = scores.index_add(0, rows, tail_lp)
+        return self._split(scores.tolist(), encoded)
+
+    def _score_shared_encoder(self, encoded, row_prompts) -> list[list[float]]:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        inputs = [EncodedRow((), rs[0].input_ids) for rs in encoded]
+        enc_batch = self.build_batch(inputs, row_prompts, padding_side="right")
+        hidden = self.model.get_encoder()(
+            inputs_embeds=enc_batch.inputs_embeds, attention_mask=enc_batch.attention_mask,
+        ).last_hidden_state
+        owner = torch.tensor([i for i, rs in enumerate(encoded) for _ in rs], device=self.device)
+        flat = [r for rs in encoded for r in rs]
+        dec = self.build_batch([EncodedRow((), (), r.target_ids) for r in flat], None)
+        logits = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden[owner]),
+            attention_mask=enc_batch.attention_mask[owner],
+            decoder_input_ids=dec.decoder_input_ids,
+            decoder_attention_mask=dec.decoder_attention_mask,
+            use_cache=False,
+        ).logits[dec.target_rows, dec.target_positions].float()
+        token_lp = torch.log_softmax(logits, dim=-1).gather(-1, dec.target_ids[:, None]).squeeze(-1)
+        totals = torch.zeros(len(flat), device=self.device).index_add(0, dec.target_rows, token_lp)
+        return self._split(totals.tolist(), encoded)
+
+    @staticmethod
+    def _split(flat_scores: list[float], encoded) -> list[list[float]]:
         out, k = [], 0
         for rs in encoded:
-            out.append(scores[k:k + len(rs)])
+            out.append(flat_scores[k:k + len(rs)])
             k += len(rs)
         return out
 

@@ -33,19 +33,26 @@ def predict(
     max_new_tokens: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[str], list[list[float]] | None]:
-    """Predictions for examples: the argmax option (classification) or greedy text."""
-    predictions: list[str] = []
-    all_scores: list[list[float]] = []
+    """Predictions for examples: the argmax option (classification) or greedy text.
+
+    Examples are batched in order of input length (less padding, same results: scores do
+    not depend on padding) and returned in their original order.
+    """
     classify = all(ex.options is not None for ex in examples)
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input))
+    predictions: list[str] = [""] * len(examples)
+    all_scores: list[list[float]] = [[] for _ in examples]
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        chunk = [examples[i] for i in idx]
         if classify:
             scores = lm.score_options([ex.input for ex in chunk], [ex.options for ex in chunk], prompt)
-            for ex, s in zip(chunk, scores):
-                predictions.append(ex.options[max(range(len(s)), key=s.__getitem__)])
-                all_scores.append(s)
+            for i, ex, s in zip(idx, chunk, scores):
+                predictions[i] = ex.options[max(range(len(s)), key=s.__getitem__)]
+                all_scores[i] = s
         else:
-            predictions.extend(lm.generate([ex.input for ex in chunk], prompt, max_new_tokens=max_new_tokens))
+            for i, text in zip(idx, lm.generate([ex.input for ex in chunk], prompt, max_new_tokens=max_new_tokens)):
+                predictions[i] = text
         if progress is not None:
             progress(len(chunk))
     return predictions, (all_scores if classify else None)

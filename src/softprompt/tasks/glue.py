@@ -14,7 +14,12 @@ from softprompt.tasks.registry import register_task
 
 @register_task("sst2", "sst-2")
 class SST2(Task):
-    """SST-2 sentiment. T5 format: 'sst2 sentence: <sentence>' -> 'negative' | 'positive'.
+    """SST-2 sentiment: 'sst2 sentence: <sentence>\nsentiment:' -> 'negative' | 'positive'.
+
+    T5's format plus an answer cue ('\nsentiment:'). An encoder-decoder model knows where
+    its output starts; a decoder-only model reading '... great film positive' does not, and
+    the cue tells it. Measured on SmolLM2-135M, dev[:200], class-label init p=20 before any
+    training: 73.0% with the cue, 50-56% without; after 100 updates (batch 8) 81% vs ~54%.
 
     Files: glue/SST-2/{train,dev,test}.tsv (columns sentence, label; test has no labels).
     """
@@ -45,7 +50,7 @@ class SST2(Task):
                 raise DataError(f"{path}:{line_no}: field 'label' should be 0 or 1, got {label!r}")
             examples.append(
                 Example(
-                    input=f"sst2 sentence: {sentence.strip()}",
+                    input=f"sst2 sentence: {sentence.strip()}\nsentiment:",
                     target=target,
                     options=self.label_words,
                     meta={"line": line_no},
