@@ -55,6 +55,10 @@ def worker(method: str, model_name: str, steps: int, batch_size: int, prompt_len
     examples = task.load("train")[:batch_size]
     rows = [lm.encode(ex.input, ex.target) for ex in examples]
     seq_len = max(len(r.prefix_ids) + len(r.input_ids) + len(r.target_ids) for r in rows) + prompt_length
+    # Weights may be memory-mapped and paged in lazily: touch them all so the baseline holds them.
+    with torch.no_grad():
+        for param in lm.model.parameters():
+            param.sum()
     base_rss = rss_bytes()
 
     if method == "softprompt":

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -133,19 +133,22 @@ def save_prompt(path: str | Path, tensor: Tensor, metadata: PromptMetadata) -> P
     return Path(path)
 
 
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file; PromptFileError if unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        return load_file(str(path)), header
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PromptFileError(f"{path}: not a readable safetensors file ({err})") from None
+
+
 def read_prompt(path: str | Path) -> SavedPrompt:
     """Read a prompt file without checking it against a model."""
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(f"prompt file {str(path)!r} not found")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise PromptFileError(f"{path}: not a readable safetensors file ({err})") from None
+    tensors, raw = _read_safetensors(path)
     metadata = PromptMetadata.from_strings(raw, path)
     if TENSOR_KEY not in tensors:
         raise PromptFileError(f"{path}: no {TENSOR_KEY!r} tensor")
@@ -223,14 +226,7 @@ def import_peft(adapter_dir: str | Path, lm: PromptedLM | None = None) -> SavedP
         raise PromptFileError(f"{config_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     if config.get("peft_type") != "PROMPT_TUNING":
         raise PromptFileError(f"{config_path}: peft_type is {config.get('peft_type')!r}, expected 'PROMPT_TUNING'")
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(weights_path), framework="pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise PromptFileError(f"{weights_path}: not a readable safetensors file ({err})") from None
+    tensors, header = _read_safetensors(weights_path)
     ours = {k[len(PEFT_META_PREFIX):]: v for k, v in header.items() if k.startswith(PEFT_META_PREFIX)}
     if PEFT_TENSOR_KEY not in tensors:
         raise PromptFileError(f"{weights_path}: no {PEFT_TENSOR_KEY!r} tensor")
