@@ -11,6 +11,7 @@ training adds on top of holding the frozen model.
 
 Methods:
     softprompt  our adapter: LM head only at target positions, prompt in float32, Adafactor
+    softprompt-ckpt  the same with activation checkpointing (--activation-checkpointing)
     peft        peft.get_peft_model(PromptTuningConfig): the model's own forward with labels
     full        full fine-tuning (model tuning): every weight trains, Adafactor at lr 1e-4
 """
@@ -61,7 +62,8 @@ def worker(method: str, model_name: str, steps: int, batch_size: int, prompt_len
             param.sum()
     base_rss = rss_bytes()
 
-    if method == "softprompt":
+    if method.startswith("softprompt"):
+        lm.set_activation_checkpointing(method == "softprompt-ckpt")
         prompt = sp.SoftPrompt.initialise(lm, sp.PromptConfig(length=prompt_length, init="sampled-vocab"))
         opt = Adafactor([prompt.weight], lr=0.3, relative_step=False, scale_parameter=False, warmup_init=False, decay_rate=-0.8, weight_decay=1e-5)
 
@@ -123,7 +125,7 @@ def worker(method: str, model_name: str, steps: int, batch_size: int, prompt_len
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="smollm2,gemma3-270m")
-    parser.add_argument("--methods", default="softprompt,peft,full")
+    parser.add_argument("--methods", default="softprompt,softprompt-ckpt,peft,full")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--prompt-length", type=int, default=20)

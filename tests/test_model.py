@@ -160,3 +160,21 @@ def test_shared_prefix_scoring_equals_one_row_per_option(make):
     naive = lm.score_options(inputs, options, per_row, share_prefix=False)
     for a, b in zip(shared, naive):
         torch.testing.assert_close(torch.tensor(a), torch.tensor(b), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gemma3, tiny_t5])
+def test_activation_checkpointing_gives_the_same_loss_and_gradient(make):
+    lm = make()
+    rows = _rows(lm)
+    prompt = torch.nn.Parameter(torch.randn(4, lm.hidden_size))
+    lm.loss(lm.build_batch(rows, prompt)).backward()
+    plain = prompt.grad.clone()
+    prompt.grad = None
+    lm.set_activation_checkpointing(True)
+    try:
+        assert any(getattr(m, "gradient_checkpointing", False) for m in lm.model.modules())
+        lm.loss(lm.build_batch(rows, prompt)).backward()
+    finally:
+        lm.set_activation_checkpointing(False)
+    torch.testing.assert_close(prompt.grad, plain, atol=1e-5, rtol=1e-4)
+    assert not any(m.training for m in lm.model.modules())

@@ -72,6 +72,8 @@ def train(
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Train on the first N training examples only."),
     max_input_tokens: int = typer.Option(256, "--max-input-tokens", help="Longer inputs keep their last N tokens."),
     seed: int = typer.Option(0, "--seed"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
+    activation_checkpointing: bool = typer.Option(False, "--activation-checkpointing", help="Recompute activations in the backward pass: far less memory, ~1 extra forward per step."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
@@ -91,7 +93,8 @@ def train(
     train_cfg = TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
                             grad_accum_steps=grad_accum, max_steps=steps, eval_every=eval_every,
                             early_stopping_patience=patience, max_eval_examples=max_eval, seed=seed,
-                            max_input_tokens=max_input_tokens)
+                            max_input_tokens=max_input_tokens, checkpoint_every=checkpoint_every,
+                            activation_checkpointing=activation_checkpointing)
     options = {"train_file": train_file} if train_file else {}
     task_obj = _task(task, data_dir, strict, **options)
     dev = None if dev_split.lower() == "none" else dev_split
@@ -128,7 +131,7 @@ def _report(lm, task, result, load_seconds: float, n_rows: int) -> None:
 def eval_command(
     prompt: Optional[Path] = typer.Argument(None, help="Prompt file (or a folder with --suite)."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task (default: the one recorded in the prompt)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: the model the prompt was trained on."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
     split: str = typer.Option("dev", "--split", help="train, dev or test."),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
@@ -145,7 +148,7 @@ def eval_command(
     if suite is not None:
         from softprompt.evaluation.suite import run_suite_command
 
-        run_suite_command(suite, prompt, model, data_dir, split, batch_size, max_examples, json_out, device, console)
+        run_suite_command(suite, prompt, model or DEFAULT_MODEL, data_dir, split, batch_size, max_examples, json_out, device, console)
         return
     if prompt is None and not no_prompt:
         raise SoftPromptError("give a PROMPT file, or --no-prompt to evaluate the bare model")
@@ -154,7 +157,7 @@ def eval_command(
     if not task_name:
         raise SoftPromptError("--task is required: the prompt file records no task")
     task_obj = _task(task_name, data_dir)
-    lm = _load(model, device)
+    lm = _load(model or (saved_meta.metadata.model_id if saved_meta else DEFAULT_MODEL), device)
     saved = load_prompt(prompt, lm) if prompt is not None else None
     result = evaluate_prompt(lm, task_obj, saved, split, batch_size, max_examples)
     table = Table(title=f"{task_obj.name} / {split} ({len(result.predictions)} examples, {result.seconds:.1f} s)")
@@ -172,7 +175,7 @@ def eval_command(
 def predict(
     prompt: Path = typer.Argument(..., help="Prompt file."),
     text: Optional[List[str]] = typer.Argument(None, help="Input texts (default: one per line on stdin)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: the model the prompt was trained on."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels (default: the prompt's label words)."),
     generate: bool = typer.Option(False, "--generate", help="Generate text instead of choosing a label."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
@@ -190,7 +193,7 @@ def predict(
     label_list = [s.strip() for s in labels.split(",")] if labels else meta.label_words
     if not generate and not label_list:
         raise SoftPromptError(f"{prompt} records no label words: pass --labels a,b or use --generate")
-    lm = _load(model, device)
+    lm = _load(model or meta.model_id, device)
     saved = load_prompt(prompt, lm)
     if generate:
         for inp, out in zip(inputs, run_generate(lm, saved, inputs, max_new_tokens)):

@@ -59,6 +59,8 @@ class TrainConfig:
     max_steps counts optimizer updates; one update sees batch_size * grad_accum_steps examples.
     eval_every / checkpoint_every are in updates; early_stopping_patience counts evaluations
     without improvement of the dev metric (None: never stop early).
+    activation_checkpointing recomputes layer activations in the backward pass: much less
+    memory for about one extra forward per step; the same gradients.
     """
 
     optimizer: Literal["adafactor", "adam"] = "adafactor"
@@ -77,6 +79,7 @@ class TrainConfig:
     max_input_tokens: int = 256
     log_every: int = 10
     seed: int = 0
+    activation_checkpointing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -138,6 +138,26 @@ class PromptedLM:
     def eos_id(self) -> int | None:
         return self.tokenizer.eos_token_id
 
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Recompute each layer's activations in the backward pass instead of storing them:
+        training memory drops to about one layer's activations, for one extra forward.
+
+        transformers checkpoints a layer only while `layer.training` is set, so that flag is
+        set on the layers alone: their submodules stay in eval mode (dropout off), and the
+        computation, hence the gradient, is the same as without checkpointing.
+        """
+        from transformers.modeling_layers import GradientCheckpointingLayer
+
+        if enabled:
+            if not getattr(self.model, "supports_gradient_checkpointing", False):
+                raise ValueError(f"{type(self.model).__name__} does not support activation checkpointing")
+            self.model.activation_checkpointing_enable({"use_reentrant": False})
+        elif getattr(self.model, "is_activation_checkpointing", False):
+            self.model.activation_checkpointing_disable()
+        for module in self.model.modules():
+            if isinstance(module, GradientCheckpointingLayer):
+                module.training = enabled
+
     def embed(self, ids: Tensor) -> Tensor:
         """Token ids [..., n] -> embeddings [..., n, embed], exactly as the model embeds text."""
         return self.input_embeddings(ids.to(self.device))

@@ -213,6 +213,7 @@ class Trainer:
         elif (self.run_dir / METRICS_NAME).exists():
             (self.run_dir / METRICS_NAME).unlink()
         stream = ExampleStream(self.train_examples, cfg.seed)
+        self.lm.set_activation_checkpointing(cfg.activation_checkpointing)
         has_dev = bool(self.dev_examples)
         start_time = time.perf_counter()
         if has_dev and self.eval_at_start and self.state.step == 0 and self.initial_metrics is None:
@@ -264,6 +265,7 @@ class Trainer:
                     self._checkpoint()
 
         seconds = time.perf_counter() - start_time
+        self.lm.set_activation_checkpointing(False)
         if not (self.run_dir / PROMPT_NAME).exists():
             self._save_prompt()
         result = TrainResult(
