@@ -11,7 +11,8 @@ training adds on top of holding the frozen model.
 
 Methods:
     softprompt  our adapter: LM head only at target positions, prompt in float32, Adafactor
-    softprompt-ckpt  the same with activation checkpointing (--activation-checkpointing)
+    softprompt-ckptN  the same with activation checkpointing of every N-th layer
+                (--activation-checkpointing N; 1: all layers, 2: half of them)
     peft        peft.get_peft_model(PromptTuningConfig): the model's own forward with labels
     full        full fine-tuning (model tuning): every weight trains, Adafactor at lr 1e-4
 """
@@ -63,7 +64,7 @@ def worker(method: str, model_name: str, steps: int, batch_size: int, prompt_len
     base_rss = rss_bytes()
 
     if method.startswith("softprompt"):
-        lm.set_activation_checkpointing(method == "softprompt-ckpt")
+        lm.set_activation_checkpointing(int(method.removeprefix("softprompt-ckpt") or 1) if "ckpt" in method else 0)
         prompt = sp.SoftPrompt.initialise(lm, sp.PromptConfig(length=prompt_length, init="sampled-vocab"))
         opt = Adafactor([prompt.weight], lr=0.3, relative_step=False, scale_parameter=False, warmup_init=False, decay_rate=-0.8, weight_decay=1e-5)
 
@@ -125,7 +126,7 @@ def worker(method: str, model_name: str, steps: int, batch_size: int, prompt_len
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="smollm2,gemma3-270m")
-    parser.add_argument("--methods", default="softprompt,softprompt-ckpt,peft,full")
+    parser.add_argument("--methods", default="softprompt,softprompt-ckpt2,softprompt-ckpt1,peft,full")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--prompt-length", type=int, default=20)

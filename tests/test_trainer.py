@@ -133,7 +133,7 @@ def test_activation_checkpointing_run_matches_plain_run(tmp_path):
     plain = _trainer(tiny_llama(), tmp_path / "plain", steps=4, optimizer="adam", learning_rate=0.01)
     plain.train()
     lm = tiny_llama()
-    ckpt = _trainer(lm, tmp_path / "ckpt", steps=4, optimizer="adam", learning_rate=0.01, activation_checkpointing=True)
+    ckpt = _trainer(lm, tmp_path / "ckpt", steps=4, optimizer="adam", learning_rate=0.01, activation_checkpointing=1)
     ckpt.train()
     torch.testing.assert_close(ckpt.prompt.weight, plain.prompt.weight, atol=1e-5, rtol=1e-4)
     assert not any(getattr(m, "gradient_checkpointing", False) for m in lm.model.modules())  # switched off after

@@ -73,7 +73,7 @@ def train(
     max_input_tokens: int = typer.Option(256, "--max-input-tokens", help="Longer inputs keep their last N tokens."),
     seed: int = typer.Option(0, "--seed"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
-    activation_checkpointing: bool = typer.Option(False, "--activation-checkpointing", help="Recompute activations in the backward pass: far less memory, ~1 extra forward per step."),
+    activation_checkpointing: int = typer.Option(0, "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),

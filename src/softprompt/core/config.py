@@ -59,8 +59,8 @@ class TrainConfig:
     max_steps counts optimizer updates; one update sees batch_size * grad_accum_steps examples.
     eval_every / checkpoint_every are in updates; early_stopping_patience counts evaluations
     without improvement of the dev metric (None: never stop early).
-    activation_checkpointing recomputes layer activations in the backward pass: much less
-    memory for about one extra forward per step; the same gradients.
+    activation_checkpointing = n recomputes every n-th layer's activations in the backward
+    pass (1: all layers, 2: half; 0: off): less memory for extra compute, same gradients.
     """
 
     optimizer: Literal["adafactor", "adam"] = "adafactor"
@@ -79,7 +79,7 @@ class TrainConfig:
     max_input_tokens: int = 256
     log_every: int = 10
     seed: int = 0
-    activation_checkpointing: bool = False
+    activation_checkpointing: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +90,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum_steps", "max_steps", "eval_every", "eval_batch_size", "max_input_tokens", "log_every"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
+        _check(isinstance(self.activation_checkpointing, int) and self.activation_checkpointing >= 0,
+               "activation_checkpointing", f"must be an integer >= 0, got {self.activation_checkpointing!r}")
         for name in ("checkpoint_every", "early_stopping_patience", "max_eval_examples"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value >= 1), name, f"must be a positive integer or None, got {value!r}")

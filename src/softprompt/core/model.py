@@ -138,9 +138,10 @@ class PromptedLM:
     def eos_id(self) -> int | None:
         return self.tokenizer.eos_token_id
 
-    def set_activation_checkpointing(self, enabled: bool) -> None:
-        """Recompute each layer's activations in the backward pass instead of storing them:
-        training memory drops to about one layer's activations, for one extra forward.
+    def set_activation_checkpointing(self, every_n_layers: int) -> None:
+        """Recompute layer activations in the backward pass instead of storing them, for every
+        n-th layer (1: all layers, 2: half of them; 0: off). With n = 1 training memory drops
+        to about one layer's activations for one extra forward; n = 2 halves both.
 
         transformers checkpoints a layer only while `layer.training` is set, so that flag is
         set on the layers alone: their submodules stay in eval mode (dropout off), and the
@@ -148,10 +149,11 @@ class PromptedLM:
         """
         from transformers.modeling_layers import GradientCheckpointingLayer
 
+        enabled = every_n_layers > 0
         if enabled:
             if not getattr(self.model, "supports_gradient_checkpointing", False):
                 raise ValueError(f"{type(self.model).__name__} does not support activation checkpointing")
-            self.model.activation_checkpointing_enable({"use_reentrant": False})
+            self.model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_layers)
         elif getattr(self.model, "is_activation_checkpointing", False):
             self.model.activation_checkpointing_disable()
         for module in self.model.modules():

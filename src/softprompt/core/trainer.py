@@ -265,7 +265,7 @@ class Trainer:
                     self._checkpoint()
 
         seconds = time.perf_counter() - start_time
-        self.lm.set_activation_checkpointing(False)
+        self.lm.set_activation_checkpointing(0)
         if not (self.run_dir / PROMPT_NAME).exists():
             self._save_prompt()
         result = TrainResult(
