@@ -43,3 +43,33 @@ def test_generation_and_rank_classification_run(smollm2):
     assert "Paris" in out[0]
     scores = smollm2.score_options(["I loved this movie, it was wonderful. Sentiment:"], [("positive", "negative")])
     assert scores[0][0] > scores[0][1]
+
+
+@pytest.fixture(scope="module")
+def gemma3():
+    from softprompt.core.loading import load_model
+
+    return load_model("gemma3-270m", max_input_tokens=64)
+
+
+def test_gemma3_scaled_embeddings_targets_only_loss_and_training(gemma3, data_dir, tmp_path):
+    lm = gemma3
+    assert lm.vocab_size == 262144 and lm.tokenizer.bos_token_id is not None
+    # Prompt rows live in the scaled space: a class-label row is its label's scaled embedding.
+    prompt = SoftPrompt.initialise(lm, sp.PromptConfig(length=4, init="class-label"), ("negative", "positive"))
+    assert nearest_tokens(lm, prompt.weight.detach()[:2], k=1)[1][0][0].strip() == "positive"
+    # The LM head at target positions gives the model's own full-sequence loss.
+    task = sp.get_task("sst2", data_dir)
+    rows = [lm.encode(ex.input, ex.target) for ex in task.load("dev")[:3]]
+    batch = lm.build_batch(rows, prompt.weight.detach(), padding_side="right")
+    labels = torch.full(batch.attention_mask.shape, -100)
+    for k, (r, pos) in enumerate(zip(batch.target_rows.tolist(), batch.target_positions.tolist())):
+        labels[r, pos + 1] = batch.target_ids[k]
+    with torch.no_grad():
+        full = lm.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                        position_ids=batch.position_ids, labels=labels).loss
+        torch.testing.assert_close(lm.loss(batch), full, atol=1e-4, rtol=1e-4)
+    config = sp.TrainConfig(batch_size=2, max_steps=2, eval_every=2, learning_rate=0.01, max_input_tokens=64)
+    result = Trainer(lm, prompt, task, task.load("train")[:8], task.load("dev")[:4], config, tmp_path,
+                     show_progress=False).train()
+    assert result.steps == 2 and sp.load_prompt(result.prompt_path, lm).metadata.model_id == "gemma3-270m"
