@@ -145,6 +145,17 @@ class Result:
         return xs[min(len(xs) - 1, max(0, int(round(q / 100 * len(xs))) - 1))]
 
 
+
+def run_clients(client, concurrency: int) -> float:
+    """Run `client` in `concurrency` threads until each returns; wall seconds."""
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
 def run_stream(name: str, scheduler: BatchScheduler, stream: list[Request], prompts, labels, concurrency: int,
                single_task: bool = False, max_new_tokens: int = 0) -> Result:
     """Closed-loop clients: each takes the next request of the stream, waits for its answer."""
@@ -178,13 +189,7 @@ def run_stream(name: str, scheduler: BatchScheduler, stream: list[Request], prom
             if not max_new_tokens:
                 preds[i] = max(range(len(out)), key=lambda j: out[j])
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - start
+    seconds = run_clients(client, concurrency)
     if errors:
         raise RuntimeError(f"{name}: {len(errors)} requests failed: {errors[0]!r}")
     hist = list(scheduler.history)
@@ -222,13 +227,7 @@ def run_http(name: str, app, stream, labels, concurrency: int) -> Result:
                     res = r.json()["results"][0]
                     preds[i] = list(labels[req.task]).index(res["label"])
 
-        threads = [threading.Thread(target=client) for _ in range(concurrency)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
+        seconds = run_clients(client, concurrency)
     if errors:
         raise RuntimeError(f"{name}: {len(errors)} requests failed: {errors[0]}")
     hist = list(app.state.scheduler.history)
