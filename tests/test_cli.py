@@ -95,6 +95,14 @@ def test_bad_arguments_give_one_line_errors(args, needle, monkeypatch, capsys, d
     assert len(err.strip().splitlines()) == 1
 
 
+def test_existing_run_is_not_overwritten_by_accident(trained, model_dir, data_dir, monkeypatch, capsys):
+    before = (trained / "checkpoint.pt").read_bytes()
+    code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir,
+                       "--out", trained, "--steps", "1")
+    assert code == 2 and "--resume" in err and "--overwrite" in err
+    assert (trained / "checkpoint.pt").read_bytes() == before
+
+
 def test_unknown_model_is_one_line_error(monkeypatch, capsys, data_dir, tmp_path):
     code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--out", tmp_path, "--data-dir", data_dir,
                        "--model", str(tmp_path / "no-model-here.gguf"))

@@ -75,6 +75,7 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
     activation_checkpointing: int = typer.Option(0, "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
     train_split: str = typer.Option("train", "--train-split", help="Split to train on (e.g. fewglue32-train)."),
@@ -88,6 +89,8 @@ def train(
 
     if resume and not (out / "checkpoint.pt").exists():
         raise SoftPromptError(f"--resume: no checkpoint in {out}")
+    if not resume and not overwrite and (out / "checkpoint.pt").exists():
+        raise SoftPromptError(f"{out} already holds a run: --resume to continue it, --overwrite to start over")
     prompt_cfg = PromptConfig(length=prompt_length, init=init, init_text=init_text,
                               init_file=str(init_file) if init_file else None, init_range=init_range)
     train_cfg = TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
