@@ -1,0 +1,296 @@
+"""`softprompt experiment ...`: the paper's comparisons (issue 3).
+
+    model-tune     full fine-tuning baseline (every weight of a copy of the model)
+    prompt-design  hand-written prompt, zero- or k-shot, no training
+    templates      print the hand-written prompts
+    ensemble       N prompt files of one task, scored in shared batches, majority vote
+    transfer       a prompt file evaluated zero-shot on another task (qqp->mrpc, squad->bioasq, ...)
+    report-run     run the report's methods on one task (appends to reports/results.json)
+    report-build   regenerate reports/results.md from reports/results.json
+
+Also runnable without registration: `python -m softprompt.cli.experiments ...`.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from softprompt.core.loading import DEFAULT_MODEL
+from softprompt.errors import SoftPromptError
+
+experiments_app = typer.Typer(
+    name="experiment",
+    help="The paper's comparisons: model tuning, prompt design, prompt ensembles, domain transfer, the report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+MODEL_HELP = "Model: a built-in name (smollm2, gemma3-270m), a Hugging Face id, a local folder or a .gguf file."
+DATA_HELP = "Benchmark data folder (default: $SOFTPROMPT_DATA_DIR, else ../shared/data)."
+
+
+def _load(model: str, device: str = "cpu", max_input_tokens: int = 256):
+    from softprompt.core.loading import load_model
+
+    with err_console.status(f"loading model {model} ..."):
+        return load_model(model, device=device, max_input_tokens=max_input_tokens)
+
+
+def _task(name: str, data_dir: Optional[Path]):
+    from softprompt.tasks.registry import get_task
+
+    return get_task(name, data_dir)
+
+
+def _command() -> str:
+    """This invocation as a command line (recorded with results)."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "experiments.py":
+        return "python -m softprompt.cli.experiments " + shlex.join(argv[1:])
+    return shlex.join(["softprompt", *argv[1:]])
+
+
+def _metrics_table(title: str, rows: list[tuple[str, dict]]) -> Table:
+    names = list(dict.fromkeys(k for _, m in rows for k in (m or {})))
+    table = Table(title=title)
+    table.add_column("")
+    for n in names:
+        table.add_column(n, justify="right")
+    for label, m in rows:
+        table.add_row(label, *[f"{m[n]:.2f}" if m and n in m else "-" for n in names])
+    return table
+
+
+def _write_json(path: Optional[Path], payload: dict) -> None:
+    if path is not None:
+        path.write_text(json.dumps(payload, indent=2, default=str))
+        console.print(f"wrote {path}", markup=False)
+
+
+@experiments_app.command("model-tune")
+def model_tune(
+    task: str = typer.Option(..., "--task", "-t", help="Task name."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for metrics.jsonl and result.json (the model is not saved)."),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw (default) or adafactor."),
+    lr: float = typer.Option(5e-5, "--lr", help="Constant learning rate (default 5e-5; the paper: 1e-3 Adafactor for T5)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b"),
+    steps: int = typer.Option(100, "--steps"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Also evaluate every N steps (default: only at the end)."),
+    max_eval: Optional[int] = typer.Option(None, "--max-eval", help="Evaluate on the first N dev examples."),
+    max_train: Optional[int] = typer.Option(None, "--max-train"),
+    max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+) -> None:
+    """Model tuning: fine-tune every weight (of a private copy) on the task's text-to-text loss."""
+    from softprompt.api import load_splits
+    from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
+
+    config = ModelTuningConfig(optimizer=optimizer, learning_rate=lr, batch_size=batch_size, max_steps=steps,
+                               eval_every=eval_every, max_eval_examples=max_eval, max_input_tokens=max_input_tokens,
+                               seed=seed)
+    task_obj = _task(task, data_dir)
+    train, dev = load_splits(task_obj, "train", "dev", max_train)
+    lm = _load(model, device, max_input_tokens)
+    result = tune_model(lm, task_obj, train, dev, config, run_dir=out)
+    console.print(_metrics_table(
+        f"model tuning: {task_obj.name}, {steps} steps x {batch_size}, {result.train_seconds:.0f} s train",
+        [("final", result.final_metrics), (f"best (step {result.best_step})", result.best_metrics)]))
+    _write_json(json_out, {**result.to_dict(), "command": _command()})
+
+
+@experiments_app.command("prompt-design")
+def prompt_design(
+    task: str = typer.Option(..., "--task", "-t", help="Task name (one with a hand-written prompt: see `templates`)."),
+    shots: int = typer.Option(0, "--shots", "-k", help="Demonstrations from the train split placed before each input."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    split: str = typer.Option("dev", "--split"),
+    max_examples: Optional[int] = typer.Option(None, "--max-examples"),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    seed: int = typer.Option(0, "--seed", help="Seeds the choice of demonstrations."),
+    max_input_tokens: int = typer.Option(512, "--max-input-tokens", help="Longer inputs keep their last N tokens."),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+) -> None:
+    """Prompt design: score the task's hand-written prompt (zero- or k-shot), no training."""
+    from softprompt.experiments.prompt_design import evaluate_prompt_design, template_for
+
+    task_obj = _task(task, data_dir)
+    template_for(task_obj)
+    examples = task_obj.load(split)[:max_examples]
+    train = task_obj.load("train") if shots else None
+    lm = _load(model, device, max_input_tokens)
+    result = evaluate_prompt_design(lm, task_obj, examples, shots, train, seed, batch_size)
+    console.print(_metrics_table(
+        f"prompt design: {task_obj.name} / {split}, {shots}-shot, {len(examples)} examples, {result.seconds:.1f} s",
+        [("hand-written prompt", result.metrics)]))
+    _write_json(json_out, {"task": task_obj.name, "split": split, "examples": len(examples), "metrics": result.metrics,
+                           "seconds": result.seconds, **result.extra, "command": _command()})
+
+
+@experiments_app.command("templates")
+def templates() -> None:
+    """Print the hand-written prompts of prompt design (Markdown)."""
+    from softprompt.experiments.prompt_design import describe_templates
+
+    console.print(describe_templates(), markup=False, highlight=False)
+
+
+@experiments_app.command("ensemble")
+def ensemble(
+    prompts: List[Path] = typer.Argument(..., help="Prompt files of one task."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task (default: the one the prompts record)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    split: str = typer.Option("dev", "--split"),
+    max_examples: Optional[int] = typer.Option(None, "--max-examples"),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Examples per batch (the batch holds batch-size x N rows)."),
+    combine: str = typer.Option("vote", "--combine", help="vote (majority, ties by summed log-likelihood) or sum."),
+    max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+) -> None:
+    """Prompt ensemble: N prompts scored in shared batches; average, best and majority-vote metrics."""
+    from softprompt.core.prompt_file import read_prompt
+    from softprompt.evaluation.ensemble import evaluate_ensemble_files
+
+    recorded = {read_prompt(p).metadata.task for p in prompts}
+    task_name = task or (recorded.pop() if len(recorded) == 1 else None)
+    if not task_name:
+        raise SoftPromptError(f"--task is required: the prompts record task(s) {sorted(map(str, recorded))}")
+    if combine not in ("vote", "sum"):
+        raise SoftPromptError(f"--combine must be vote or sum, got {combine!r}")
+    task_obj = _task(task_name, data_dir)
+    task_obj.load(split)
+    lm = _load(model, device, max_input_tokens)
+    result = evaluate_ensemble_files(lm, task_obj, [str(p) for p in prompts], split, max_examples, batch_size, combine)
+    rows = [(str(p), m) for p, m in zip(prompts, result.per_prompt)]
+    rows += [("average", result.average), (f"best ({prompts[result.best_index]})", result.best),
+             (f"ensemble ({combine})", result.ensemble)]
+    console.print(_metrics_table(f"prompt ensemble: {task_obj.name} / {split}, {len(result.predictions)} examples, "
+                                 f"{len(prompts)} prompts in {result.seconds:.1f} s", rows))
+    _write_json(json_out, {**result.to_dict(), "split": split, "command": _command()})
+
+
+@experiments_app.command("transfer")
+def transfer(
+    prompt: Path = typer.Argument(..., help="Prompt file trained on the source task."),
+    target: str = typer.Option(..., "--target", help="Task to evaluate on zero-shot (e.g. mrpc for a qqp prompt)."),
+    prefix: str = typer.Option("source", "--prefix", help="Task prefix of the target inputs: source (as trained), target, or none."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    split: str = typer.Option("dev", "--split"),
+    max_examples: Optional[int] = typer.Option(None, "--max-examples"),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+) -> None:
+    """Domain transfer: evaluate a prompt zero-shot on another task with the same format."""
+    from softprompt.core.prompt_file import read_prompt
+    from softprompt.experiments.transfer import check_compatible_tasks, evaluate_transfer
+
+    if prefix not in ("source", "target", "none"):
+        raise SoftPromptError(f"--prefix must be source, target or none, got {prefix!r}")
+    meta = read_prompt(prompt).metadata
+    task_obj = _task(target, data_dir)
+    check_compatible_tasks(meta.label_words, meta.task, task_obj)
+    lm = _load(model, device, max_input_tokens)
+    result = evaluate_transfer(lm, prompt, task_obj, data_dir, split, max_examples, batch_size, prefix)
+    console.print(_metrics_table(
+        f"transfer {result.source} -> {result.target} / {split} (prefix {result.prefix!r}), {result.examples} examples",
+        [("zero-shot", result.metrics), ("source dev (recorded)", (result.source_dev_metric or {}).get("metrics"))]))
+    _write_json(json_out, {**result.to_dict(), "command": _command()})
+
+
+@experiments_app.command("report-run")
+def report_run(
+    task: List[str] = typer.Option(..., "--task", "-t", help="Task(s) to run (repeat the option)."),
+    methods: str = typer.Option("design,prompt,ensemble,model", "--methods", help="Comma-separated: design, prompt, ensemble, model."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Prompt-tuning seeds to run, e.g. 0,1,2 (default: 0..settings.seeds-1)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Prompt-tuning steps (default: the settings' per-task steps)."),
+    model_steps: Optional[int] = typer.Option(None, "--model-steps", help="Model-tuning steps (default: the prompt-tuning steps)."),
+    max_dev: Optional[int] = typer.Option(None, "--max-dev", help="Evaluate on the first N dev examples (default 300)."),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", help="JSON overriding ReportSettings fields."),
+    results: Path = typer.Option(Path("reports/results.json"), "--results", help="Results JSON to append to."),
+    runs_dir: Path = typer.Option(Path("runs/report"), "--runs-dir", help="Where the prompt-tuning runs are written."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Run the report's methods on task(s); each result is saved to the results JSON at once."""
+    import dataclasses
+
+    from softprompt.experiments.report import ReportSettings, run_task, settings_from_hparams
+
+    settings = settings_from_hparams()
+    if settings_file is not None:
+        raw = json.loads(settings_file.read_text())
+        fields = {f.name for f in dataclasses.fields(ReportSettings)}
+        unknown = set(raw) - fields
+        if unknown:
+            raise SoftPromptError(f"{settings_file}: unknown setting(s) {', '.join(sorted(unknown))}")
+        settings = dataclasses.replace(settings, **raw)
+    updates = {}
+    if steps is not None:
+        updates["steps"] = {**settings.steps, **{t: steps for t in task}}
+    if model_steps is not None:
+        updates["model_steps"] = {**settings.model_steps, **{t: model_steps for t in task}}
+    if max_dev is not None:
+        updates["max_dev_per_task"] = {**settings.max_dev_per_task, **{t: max_dev for t in task}}
+    settings = dataclasses.replace(settings, **updates)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    seed_list = [int(s) for s in seeds.split(",")] if seeds else None
+    task_objs = [_task(t, data_dir) for t in task]
+    for t in task_objs:
+        t.load("dev")
+    lm = _load(settings.model, device, settings.max_input_tokens)
+    for t in task_objs:
+        run_task(lm, t, settings, method_list, results, runs_dir, command=_command(), seeds=seed_list,
+                 log=lambda msg: err_console.print(msg, markup=False, highlight=False))
+    console.print(f"results in {results}", markup=False)
+
+
+@experiments_app.command("report-build")
+def report_build(
+    results: Path = typer.Option(Path("reports/results.json"), "--results"),
+    out: Path = typer.Option(Path("reports/results.md"), "--out"),
+) -> None:
+    """Regenerate the Markdown report from the results JSON."""
+    from softprompt.experiments.report import write_report
+
+    write_report(results, out)
+    console.print(f"wrote {out}", markup=False)
+
+
+def main() -> None:
+    """`python -m softprompt.cli.experiments`: user errors print one line, exit 2."""
+    import click
+
+    from softprompt.core.config import ConfigError
+
+    try:
+        experiments_app(standalone_mode=False)
+    except (SoftPromptError, ConfigError) as err:
+        err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

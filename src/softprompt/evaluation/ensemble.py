@@ -1,0 +1,164 @@
+"""Prompt ensembles (the paper's Section 7 / Table 3): N prompts, one frozen model, one batch.
+
+Every chunk of examples is scored in ONE batched pass: the batch holds each example once
+per prompt (row k*n + i is example i under prompt k), and each row carries its own prompt
+(PromptedLM.score_options with a per-row prompt list; prompts may differ in length). The
+model is loaded once and runs N tasks' worth of rows together, which is the point of prompt
+ensembling over model ensembling.
+
+Combination: majority vote over the N predictions. Ties (possible with an even N, or with
+three or more options) are broken by the log-likelihood summed over the N prompts, among the
+tied options only (so no dev-set selection is needed and the rule is deterministic). The
+summed log-likelihood is also reported alone as `combine="sum"`.
+
+The result reports, as Table 3 does: every prompt's own metrics, their average, the best
+single prompt (by the task's primary metric) and the ensemble's metrics.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor
+
+from softprompt.core.model import PromptedLM
+from softprompt.errors import SoftPromptError
+from softprompt.tasks.base import Example, Task
+
+Combine = Literal["vote", "sum"]
+
+
+@dataclass
+class EnsembleResult:
+    """per_prompt[k]: prompt k's metrics; average: the mean of each metric over prompts;
+    best: the metrics of the prompt with the highest primary metric (best_index);
+    ensemble: the combined predictions' metrics."""
+
+    task: str
+    primary_metric: str
+    per_prompt: list[dict[str, float]]
+    average: dict[str, float]
+    best: dict[str, float]
+    best_index: int
+    ensemble: dict[str, float]
+    predictions: list[str]
+    prompt_predictions: list[list[str]]
+    scores: list[list[list[float]]]  # scores[k][i][j]: prompt k, example i, option j
+    seconds: float
+    combine: str = "vote"
+    names: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task, "primary_metric": self.primary_metric, "combine": self.combine,
+            "prompts": self.names, "per_prompt": self.per_prompt, "average": self.average,
+            "best": self.best, "best_index": self.best_index, "ensemble": self.ensemble,
+            "examples": len(self.predictions), "seconds": round(self.seconds, 3),
+        }
+
+
+def batched_prompt_scores(
+    lm: PromptedLM,
+    examples: Sequence[Example],
+    prompts: Sequence[Tensor | None],
+    batch_size: int = 8,
+    share_prefix: bool = True,
+) -> list[list[list[float]]]:
+    """scores[k][i][j] = log-likelihood of option j of example i under prompt k.
+
+    batch_size counts examples per chunk; one forward pass (per score_options call) holds
+    batch_size * len(prompts) rows."""
+    if not prompts:
+        raise SoftPromptError("an ensemble needs at least one prompt")
+    if any(ex.options is None for ex in examples):
+        raise SoftPromptError("prompt ensembles need a classification task (examples with options)")
+    n = len(prompts)
+    scores: list[list[list[float]]] = [[] for _ in range(n)]
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        inputs = [ex.input for _ in range(n) for ex in chunk]
+        options = [ex.options for _ in range(n) for ex in chunk]
+        row_prompts = [p for p in prompts for _ in chunk]
+        flat = lm.score_options(inputs, options, row_prompts, share_prefix=share_prefix)
+        for k in range(n):
+            scores[k].extend(flat[k * len(chunk):(k + 1) * len(chunk)])
+    return scores
+
+
+def _argmax(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def combine_predictions(
+    examples: Sequence[Example],
+    scores: list[list[list[float]]],
+    combine: Combine = "vote",
+) -> list[str]:
+    """Majority vote over prompts, ties broken by the summed log-likelihood of the tied
+    options ("vote"); or the argmax of the summed log-likelihood ("sum")."""
+    out = []
+    for i, ex in enumerate(examples):
+        per_prompt = [s[i] for s in scores]
+        summed = [sum(s[j] for s in per_prompt) for j in range(len(ex.options))]
+        if combine == "sum":
+            out.append(ex.options[_argmax(summed)])
+            continue
+        if combine != "vote":
+            raise SoftPromptError(f"combine must be 'vote' or 'sum', got {combine!r}")
+        votes = Counter(_argmax(s) for s in per_prompt)
+        top = max(votes.values())
+        tied = [j for j, v in votes.items() if v == top]
+        out.append(ex.options[max(tied, key=lambda j: summed[j])])
+    return out
+
+
+@torch.no_grad()
+def evaluate_ensemble(
+    lm: PromptedLM,
+    task: Task,
+    examples: Sequence[Example],
+    prompts: Sequence[Tensor],
+    batch_size: int = 8,
+    combine: Combine = "vote",
+    names: Sequence[str] | None = None,
+) -> EnsembleResult:
+    """Score N prompts on `examples` in shared batches; report per-prompt, average, best
+    and ensemble metrics."""
+    examples = list(examples)
+    start = time.perf_counter()
+    scores = batched_prompt_scores(lm, examples, list(prompts), batch_size)
+    seconds = time.perf_counter() - start
+    prompt_predictions = [[ex.options[_argmax(s)] for ex, s in zip(examples, sk)] for sk in scores]
+    per_prompt = [task.compute_metrics(preds, examples) for preds in prompt_predictions]
+    keys = list(per_prompt[0])
+    average = {k: sum(m[k] for m in per_prompt) / len(per_prompt) for k in keys}
+    best_index = max(range(len(per_prompt)), key=lambda k: per_prompt[k][task.primary_metric])
+    predictions = combine_predictions(examples, scores, combine)
+    return EnsembleResult(
+        task=task.name, primary_metric=task.primary_metric, per_prompt=per_prompt, average=average,
+        best=per_prompt[best_index], best_index=best_index,
+        ensemble=task.compute_metrics(predictions, examples), predictions=predictions,
+        prompt_predictions=prompt_predictions, scores=scores, seconds=seconds, combine=combine,
+        names=list(names) if names is not None else [f"prompt{k}" for k in range(len(prompts))],
+    )
+
+
+def evaluate_ensemble_files(
+    lm: PromptedLM,
+    task: Task,
+    prompt_paths: Sequence[str],
+    split: str = "dev",
+    max_examples: int | None = None,
+    batch_size: int = 8,
+    combine: Combine = "vote",
+) -> EnsembleResult:
+    """evaluate_ensemble on saved prompt files (each checked to belong to `lm`)."""
+    from softprompt.core.prompt_file import load_prompt
+
+    saved = [load_prompt(p, lm) for p in prompt_paths]
+    examples = task.load(split)[:max_examples]
+    return evaluate_ensemble(lm, task, examples, [s.tensor for s in saved], batch_size, combine,
+                             names=[str(p) for p in prompt_paths])

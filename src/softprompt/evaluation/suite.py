@@ -1,0 +1,254 @@
+"""Suite evaluation: `softprompt eval --suite superglue PROMPT_DIR` (or `--suite glue`).
+
+Every task of the suite that has a prompt in PROMPT_DIR (searched recursively for
+*.safetensors prompt files) is evaluated on one split with its own prompt, by the task's
+official metrics. A prompt's task is the `task` recorded in its metadata; a prompt file that
+records none is matched by its file name (`cb.safetensors`) or, for run folders
+(`runs/cb/prompt.safetensors`), by its folder's name. When several prompts match one task,
+the one with the best recorded dev metric is used (ties: the first path in sorted order),
+and the others are listed as skipped.
+
+Scores:
+  superglue  each task's contribution is metrics.superglue_task_score (CB: mean of accuracy
+             and macro-F1, MultiRC: mean of F1a and EM, ReCoRD: mean of F1 and EM, the rest
+             accuracy); the average is over the tasks evaluated. It is the benchmark's
+             SuperGLUE score only when all eight tasks are present (`complete`), and a dev
+             score, not a test-server score.
+  glue       the GLUE convention: tasks with two metrics are averaged first (MRPC and QQP:
+             mean of accuracy and F1), then the mean over tasks. The shared data covers SST-2,
+             MRPC, QQP (an unofficial subset) and RTE (the GLUE and SuperGLUE RTE data are the
+             same; scored by accuracy).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from softprompt.core.prompt_file import SavedPrompt, load_prompt, read_prompt
+from softprompt.errors import PromptFileError, SoftPromptError
+from softprompt.evaluation.metrics import SUPERGLUE_TASK_METRICS, superglue_task_score
+
+GLUE_TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "sst2": ("accuracy",),
+    "mrpc": ("accuracy", "f1"),
+    "qqp": ("accuracy", "f1"),
+    "rte": ("accuracy",),
+}
+
+SUITES: dict[str, dict[str, tuple[str, ...]]] = {
+    "superglue": dict(SUPERGLUE_TASK_METRICS),
+    "glue": GLUE_TASK_METRICS,
+}
+
+
+def suite_tasks(suite: str) -> dict[str, tuple[str, ...]]:
+    key = suite.lower()
+    if key not in SUITES:
+        raise SoftPromptError(f"unknown suite {suite!r}; suites: {', '.join(SUITES)}")
+    return SUITES[key]
+
+
+def task_score(suite: str, task: str, metrics: Mapping[str, float]) -> float:
+    """One task's contribution to the suite's average."""
+    if suite.lower() == "superglue":
+        return superglue_task_score(task, metrics)
+    names = suite_tasks(suite)[task]
+    missing = [n for n in names if n not in metrics]
+    if missing:
+        raise SoftPromptError(f"{suite} task {task!r} needs metric(s) {', '.join(missing)}")
+    return sum(metrics[n] for n in names) / len(names)
+
+
+@dataclass
+class FoundPrompt:
+    task: str
+    path: Path
+    dev_metric: float | None
+
+
+def _guess_task(path: Path, names: Sequence[str]) -> str | None:
+    for candidate in (path.stem, path.parent.name):
+        key = candidate.lower().replace("-", "")
+        for name in names:
+            if key == name.replace("-", ""):
+                return name
+    return None
+
+
+def find_prompts(prompt_dir: str | Path, suite: str) -> tuple[dict[str, FoundPrompt], list[str]]:
+    """({task: chosen prompt}, notes on skipped files) for the suite's tasks in prompt_dir."""
+    root = Path(prompt_dir)
+    if not root.is_dir():
+        raise SoftPromptError(f"prompt folder {str(root)!r} not found (with --suite, PROMPT is a folder of prompt files)")
+    names = list(suite_tasks(suite))
+    candidates: dict[str, list[FoundPrompt]] = {}
+    notes: list[str] = []
+    for path in sorted(root.rglob("*.safetensors")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # temp files of an atomic write in progress
+        try:
+            meta = read_prompt(path).metadata
+        except PromptFileError as err:
+            notes.append(f"skipped {path}: {err}")
+            continue
+        task = (meta.task or "").lower() or None
+        if task is None:
+            task = _guess_task(path, names)
+        if task not in names:
+            continue
+        metric = (meta.best_dev_metric or {}).get("value")
+        candidates.setdefault(task, []).append(FoundPrompt(task, path, metric))
+    chosen: dict[str, FoundPrompt] = {}
+    for task in names:
+        found = candidates.get(task)
+        if not found:
+            continue
+        best = max(found, key=lambda f: (f.dev_metric is not None, f.dev_metric or 0.0, -found.index(f)))
+        chosen[task] = best
+        for other in found:
+            if other is not best:
+                notes.append(f"{task}: skipped {other.path} (using {best.path}, the best recorded dev metric)")
+    return chosen, notes
+
+
+@dataclass
+class TaskOutcome:
+    task: str
+    prompt: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+    examples: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    split: str
+    model: str
+    tasks: dict[str, TaskOutcome]
+    notes: list[str]
+
+    @property
+    def scored(self) -> dict[str, float]:
+        return {t: o.score for t, o in self.tasks.items() if o.score is not None}
+
+    @property
+    def average(self) -> float | None:
+        scores = self.scored
+        return sum(scores.values()) / len(scores) if scores else None
+
+    @property
+    def missing(self) -> list[str]:
+        return [t for t in suite_tasks(self.suite) if t not in self.scored]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def to_dict(self) -> dict:
+        return {
+            "suite": self.suite, "split": self.split, "model": self.model,
+            "tasks": {t: {"prompt": o.prompt, "metrics": o.metrics, "official_metrics": list(suite_tasks(self.suite)[t]),
+                          "score": o.score, "examples": o.examples, "seconds": round(o.seconds, 3), "error": o.error}
+                      for t, o in self.tasks.items()},
+            "average": self.average, "tasks_scored": len(self.scored), "tasks_total": len(suite_tasks(self.suite)),
+            "complete": self.complete, "missing": self.missing, "notes": self.notes,
+        }
+
+
+def run_suite(
+    lm,
+    suite: str,
+    prompt_dir: str | Path,
+    data_dir: str | Path | None = None,
+    split: str = "dev",
+    batch_size: int = 32,
+    max_examples: int | None = None,
+    found: tuple[dict[str, FoundPrompt], list[str]] | None = None,
+    progress=None,
+) -> SuiteResult:
+    """Evaluate each task of `suite` that has a prompt in prompt_dir. A task whose data or
+    prompt fails is reported with its error and left out of the average."""
+    from softprompt.evaluation.evaluator import evaluate
+    from softprompt.tasks.registry import get_task
+
+    chosen, notes = found or find_prompts(prompt_dir, suite)
+    outcomes: dict[str, TaskOutcome] = {}
+    for name, fp in chosen.items():
+        outcome = TaskOutcome(name, str(fp.path))
+        outcomes[name] = outcome
+        if progress is not None:
+            progress(name)
+        try:
+            task = get_task(name, data_dir)
+            examples = task.load(split)[:max_examples]
+            if not any(ex.target for ex in examples):
+                raise SoftPromptError(f"{name} split {split!r} carries no labels (a test split?); use --split dev")
+            saved: SavedPrompt = load_prompt(fp.path, lm)
+            start = time.perf_counter()
+            result = evaluate(lm, task, examples, saved.tensor, batch_size)
+            outcome.seconds = time.perf_counter() - start
+            outcome.metrics = result.metrics
+            outcome.examples = len(examples)
+            outcome.score = task_score(suite, name, result.metrics)
+        except SoftPromptError as err:
+            outcome.error = str(err)
+    return SuiteResult(suite.lower(), split, getattr(lm, "model_id", "?"), outcomes, notes)
+
+
+def suite_table(result: SuiteResult):
+    """The rich table: one row per task with its official metrics and score, then the average."""
+    from rich.table import Table
+
+    name = {"superglue": "SuperGLUE", "glue": "GLUE"}.get(result.suite, result.suite)
+    title = f"{name} ({result.split}) on {result.model}"
+    table = Table(title=title)
+    for col, justify in (("task", "left"), ("official metrics", "left"), ("score", "right"),
+                         ("examples", "right"), ("seconds", "right"), ("prompt", "left")):
+        table.add_column(col, justify=justify)
+    official = suite_tasks(result.suite)
+    for task, o in result.tasks.items():
+        if o.error:
+            table.add_row(task, f"[red]error: {o.error}[/]", "-", "-", "-", o.prompt)
+            continue
+        metrics = "  ".join(f"{m} {o.metrics[m]:.2f}" for m in official[task] if m in o.metrics)
+        table.add_row(task, metrics, f"{o.score:.2f}", str(o.examples), f"{o.seconds:.1f}", o.prompt)
+    avg = result.average
+    n, total = len(result.scored), len(official)
+    table.add_section()
+    table.add_row(f"[bold]{name} average[/]", f"over {n} of {total} tasks", "-" if avg is None else f"[bold]{avg:.2f}[/]",
+                  "", "", "")
+    if not result.complete:
+        table.caption = f"missing: {', '.join(result.missing)} (the benchmark's score needs all {total} tasks)"
+    return table
+
+
+def run_suite_command(suite, prompt_dir, model, data_dir, split, batch_size, max_examples, json_out, device, console) -> SuiteResult:
+    """The CLI's `eval --suite`: find prompts (fail fast, before loading the model), evaluate,
+    print the table, write JSON when asked."""
+    if prompt_dir is None:
+        raise SoftPromptError("--suite needs PROMPT: a folder of prompt files")
+    found = find_prompts(prompt_dir, suite)
+    if not found[0]:
+        raise SoftPromptError(
+            f"no prompt for any {suite} task in {prompt_dir} (looked for *.safetensors whose metadata task, "
+            f"file name or folder name is one of {', '.join(suite_tasks(suite))})"
+        )
+    from softprompt.core.loading import load_model
+
+    lm = load_model(model, device=device)
+    with console.status("evaluating ...") as status:
+        result = run_suite(lm, suite, prompt_dir, data_dir, split, batch_size, max_examples, found=found,
+                           progress=lambda name: status.update(f"evaluating {name} ..."))
+    console.print(suite_table(result))
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    if json_out is not None:
+        Path(json_out).write_text(json.dumps(result.to_dict(), indent=2))
+        console.print(f"wrote {json_out}", markup=False)
+    return result

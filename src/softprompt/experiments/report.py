@@ -1,0 +1,370 @@
+"""The comparison report (reports/results.md): prompt design vs prompt tuning vs model tuning
+vs prompt ensembles, for one frozen model on several tasks, sized for a CPU.
+
+Two steps, so the expensive part can be split into short runs (one task, or one method of a
+task, per run) that other jobs can interleave with:
+
+    python -m softprompt.cli.experiments report-run --task cb        # appends to reports/results.json
+    python -m softprompt.cli.experiments report-build                 # results.json -> results.md
+
+Methods, all on the same dev examples (the first `max_dev` of the dev split):
+    design    the task's hand-written prompt (experiments.prompt_design), zero-shot
+    prompt    prompt tuning, one run per seed (seeds 0..n-1); no dev evaluation during
+              training: the prompt after the last step is the one scored
+    ensemble  the seeds' prompts scored in shared batches (evaluation.ensemble): each
+              prompt's metrics (the `prompt` row reports seed 0's), their average, the best,
+              and the majority-vote ensemble
+    model     model tuning (experiments.model_tuning): every weight of a copy of the model,
+              scored after the last step
+
+Each record keeps its exact command, step count, examples seen, dev examples and wall time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from softprompt.core.config import PromptConfig, TrainConfig
+from softprompt.core.model import PromptedLM
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.prompt_file import atomic_write, load_prompt
+from softprompt.core.trainer import Trainer
+from softprompt.errors import SoftPromptError
+from softprompt.evaluation.ensemble import evaluate_ensemble
+from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
+from softprompt.experiments.prompt_design import evaluate_prompt_design
+from softprompt.tasks.base import Task
+
+REPORT_TASKS: tuple[str, ...] = ("sst2", "rte", "cb", "copa", "wic", "mrpc")
+METHODS: tuple[str, ...] = ("design", "prompt", "ensemble", "model")
+HPARAMS_FILE = Path("/tmp/softprompt_hparams.json")
+
+
+@dataclass
+class ReportSettings:
+    """Everything a report run depends on (stored with its results)."""
+
+    model: str = "smollm2"
+    prompt_length: int = 20
+    init: str = "class-label"
+    optimizer: str = "adam"
+    learning_rate: float = 3e-3
+    batch_size: int = 8
+    steps: dict[str, int] = field(default_factory=dict)  # per task; `default_steps` otherwise
+    default_steps: int = 100
+    seeds: int = 3
+    model_optimizer: str = "adamw"
+    model_learning_rate: float = 5e-5
+    model_steps: dict[str, int] = field(default_factory=dict)  # per task; the task's prompt steps otherwise
+    max_dev: int = 300
+    max_dev_per_task: dict[str, int] = field(default_factory=dict)  # overrides max_dev for a task
+    max_input_tokens: int = 256
+    max_input_tokens_per_task: dict[str, int] = field(default_factory=dict)  # overrides max_input_tokens
+    eval_batch_size: int = 16
+    hparams_source: str = "fallback"
+    notes: list[str] = field(default_factory=list)
+
+    def steps_for(self, task: str) -> int:
+        return self.steps.get(task, self.default_steps)
+
+    def max_input_tokens_for(self, task: str) -> int:
+        return self.max_input_tokens_per_task.get(task, self.max_input_tokens)
+
+    def init_for(self, task: Task) -> str:
+        """class-label needs label words: tasks with per-example options (COPA) get sampled-vocab."""
+        return "sampled-vocab" if self.init == "class-label" and not task.label_words else self.init
+
+    def max_dev_for(self, task: str) -> int:
+        return self.max_dev_per_task.get(task, self.max_dev)
+
+    def model_steps_for(self, task: str) -> int:
+        return self.model_steps.get(task, self.steps_for(task))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def settings_from_hparams(path: Path = HPARAMS_FILE, base: ReportSettings | None = None) -> ReportSettings:
+    """Apply the measured prompt-tuning settings (prompt_length, optimizer, lr, batch_size,
+    init, max_input_tokens, notes) from a JSON file, when it exists."""
+    base = base or ReportSettings()
+    if not path.is_file():
+        return base
+    raw = json.loads(path.read_text())
+    aliases = {"prompt_length": ("prompt_length", "length", "p"), "optimizer": ("optimizer",),
+               "learning_rate": ("learning_rate", "lr"), "batch_size": ("batch_size",), "init": ("init",),
+               "max_input_tokens": ("max_input_tokens",)}
+    updates: dict[str, Any] = {}
+    for name, keys in aliases.items():
+        for key in keys:
+            if key in raw and raw[key] is not None:
+                updates[name] = raw[key]
+                break
+    notes = [str(raw[k]) for k in ("notes", "template_notes", "template") if raw.get(k)]
+    return replace(base, **updates, hparams_source=str(path), notes=base.notes + notes)
+
+
+# ---------------------------------------------------------------- results file
+def load_results(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"tasks": {}}
+
+
+def save_record(path: str | Path, task: str, method: str, record: dict, meta: dict | None = None) -> None:
+    """Read-modify-write one (task, method) record into the results JSON (atomically)."""
+    path = Path(path)
+    data = load_results(path)
+    if meta:
+        data.setdefault("meta", {}).update(meta)
+    data.setdefault("tasks", {}).setdefault(task, {})[method] = record
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2)))
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+
+
+# ---------------------------------------------------------------- one task
+def run_task(
+    lm: PromptedLM,
+    task: Task,
+    settings: ReportSettings,
+    methods: Sequence[str] = METHODS,
+    results_path: str | Path = "reports/results.json",
+    runs_dir: str | Path = "runs/report",
+    command: str = "",
+    seeds: Sequence[int] | None = None,
+    log=print,
+) -> dict:
+    """Run the requested methods on one task; each record is saved as soon as it exists."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SoftPromptError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
+    name = task.name
+    max_tokens = settings.max_input_tokens_for(name)
+    lm.max_input_tokens = max_tokens
+    train = task.load("train")
+    dev = task.load("dev")[: settings.max_dev_for(name)]
+    n_dev_total = len(task.load("dev"))
+    meta = {"model": settings.model, "settings": settings.to_dict(), "machine": _machine()}
+    common = {"command": command, "dev_examples": len(dev), "dev_total": n_dev_total, "max_input_tokens": max_tokens,
+              "train_examples": len(train), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out: dict[str, dict] = {}
+    seeds = list(seeds) if seeds is not None else list(range(settings.seeds))
+    runs = Path(runs_dir) / name
+
+    if "design" in methods:
+        log(f"[{name}] prompt design, zero-shot, {len(dev)} dev examples")
+        res = evaluate_prompt_design(lm, task, dev, shots=0, batch_size=settings.eval_batch_size)
+        out["design"] = {**common, "method": "design", "shots": 0, "steps": 0, "metrics": res.metrics,
+                         "primary": res.metrics[task.primary_metric], "eval_seconds": res.seconds,
+                         "wall_seconds": res.seconds, "example_input": res.extra["example_input"]}
+        save_record(results_path, name, "design", out["design"], meta)
+
+    if "prompt" in methods:
+        steps = settings.steps_for(name)
+        for seed in seeds:
+            log(f"[{name}] prompt tuning, seed {seed}, {steps} steps")
+            config = TrainConfig(optimizer=settings.optimizer, learning_rate=settings.learning_rate,
+                                 batch_size=settings.batch_size, max_steps=steps, eval_every=steps,
+                                 max_input_tokens=max_tokens, seed=seed,
+                                 log_every=max(1, steps // 10), eval_batch_size=settings.eval_batch_size)
+            init = settings.init_for(task)
+            pconfig = PromptConfig(length=settings.prompt_length, init=init)
+            soft = SoftPrompt.initialise(lm, pconfig, task.label_words, seed=seed)
+            start = time.perf_counter()
+            result = Trainer(lm, soft, task, train, None, config, runs / f"prompt-seed{seed}",
+                             init_name=init, show_progress=False).train()
+            seconds = time.perf_counter() - start
+            losses = [json.loads(ln) for ln in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+            losses = [(r["step"], round(r["loss"], 4)) for r in losses if r.get("event") == "train"]
+            record = {**common, "method": "prompt", "seed": seed, "init": init, "steps": steps,
+                      "batch_size": settings.batch_size,
+                      "examples_seen": steps * settings.batch_size, "train_seconds": seconds,
+                      "prompt_path": str(result.prompt_path), "losses": losses}
+            out[f"prompt-seed{seed}"] = record
+            save_record(results_path, name, f"prompt-seed{seed}", record, meta)
+
+    if "ensemble" in methods:
+        data = load_results(results_path)["tasks"].get(name, {})
+        runs_found = [data[f"prompt-seed{s}"] for s in sorted(
+            int(k.split("seed")[1]) for k in data if k.startswith("prompt-seed"))]
+        if not runs_found:
+            raise SoftPromptError(f"[{name}] no prompt-tuning runs recorded in {results_path}: run method 'prompt' first")
+        prompts = [load_prompt(r["prompt_path"], lm).tensor for r in runs_found]
+        log(f"[{name}] scoring {len(prompts)} prompts together on {len(dev)} dev examples")
+        ens = evaluate_ensemble(lm, task, dev, prompts, batch_size=max(1, settings.eval_batch_size // len(prompts)),
+                                names=[r["prompt_path"] for r in runs_found])
+        record = {**common, "method": "ensemble", "seeds": [r["seed"] for r in runs_found],
+                  "steps": runs_found[0]["steps"], "eval_seconds": ens.seconds,
+                  "train_seconds": sum(r["train_seconds"] for r in runs_found), **ens.to_dict(),
+                  "primary": ens.ensemble[task.primary_metric]}
+        out["ensemble"] = record
+        save_record(results_path, name, "ensemble", record, meta)
+
+    if "model" in methods:
+        steps = settings.model_steps_for(name)
+        log(f"[{name}] model tuning, {steps} steps")
+        config = ModelTuningConfig(optimizer=settings.model_optimizer, learning_rate=settings.model_learning_rate,
+                                   batch_size=settings.batch_size, max_steps=steps, max_input_tokens=max_tokens,
+                                   eval_batch_size=settings.eval_batch_size, log_every=max(1, steps // 10))
+        res = tune_model(lm, task, train, dev, config, run_dir=runs / "model")
+        record = {**common, "method": "model", "steps": steps, "batch_size": settings.batch_size,
+                  "examples_seen": steps * settings.batch_size, "metrics": res.final_metrics,
+                  "primary": res.final_metrics[task.primary_metric], "train_seconds": res.train_seconds,
+                  "eval_seconds": res.eval_seconds, "wall_seconds": res.seconds, "losses": res.losses,
+                  "optimizer": settings.model_optimizer, "learning_rate": settings.model_learning_rate,
+                  "trainable_parameters": res.trainable_parameters}
+        out["model"] = record
+        save_record(results_path, name, "model", record, meta)
+    return out
+
+
+# ---------------------------------------------------------------- the Markdown report
+def _fmt(metrics: dict | None, names: Sequence[str]) -> str:
+    if not metrics:
+        return "-"
+    return " / ".join(f"{metrics[n]:.1f}" for n in names if n in metrics)
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+REPORT_METRICS = {"cb": ("accuracy", "macro_f1"), "mrpc": ("accuracy", "f1")}
+
+
+def build_report(results: dict, data_note: str = "") -> str:
+    """results.json -> Markdown: the summary table, the ensemble table, run details."""
+    meta = results.get("meta", {})
+    settings = meta.get("settings", {})
+    tasks = [t for t in REPORT_TASKS if t in results.get("tasks", {})] + sorted(
+        t for t in results.get("tasks", {}) if t not in REPORT_TASKS)
+    lines = [
+        f"# Prompt design vs prompt tuning vs model tuning on {meta.get('model', '?')}",
+        "",
+        "Generated by `python -m softprompt.cli.experiments report-build` from `reports/results.json` "
+        "(do not edit by hand). Every number is a dev-set number on the dev examples stated, from one "
+        "run on a shared 2-core CPU; the step budgets are tiny (minutes per run), so these numbers show "
+        "what each method reaches at a CPU budget, not converged performance.",
+        "",
+        "**Not comparable with the paper's figures**: Lester et al. (2021) report T5 models of 60M-11B "
+        "parameters trained for 30,000 steps with batch 32 (prompt tuning) on full dev sets; this is "
+        "SmolLM2-135M (a 135M decoder-only model) trained for a few hundred examples.",
+        "",
+        "Metrics: accuracy, except CB (accuracy / macro-F1) and MRPC (accuracy / F1 of 'equivalent'). "
+        "`avg / best / ens` = the mean of the seeds' prompts, the best single prompt, and their "
+        "majority-vote ensemble (ties broken by summed log-likelihood).",
+        "",
+        "| task | dev examples | prompt design (0-shot) | prompt tuning (seed 0) | prompt ensemble avg / best / ens | model tuning | steps PT / MT (batch) | wall time design / PT per seed / ensemble eval / MT |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in tasks:
+        rec = results["tasks"][t]
+        names = REPORT_METRICS.get(t, ("accuracy",))
+        design = rec.get("design")
+        ens = rec.get("ensemble")
+        model = rec.get("model")
+        pt0 = ens["per_prompt"][0] if ens else None
+        dev = next((r for r in (design, ens, model) if r), {})
+        dev_note = f"{dev.get('dev_examples', '?')} of {dev.get('dev_total', '?')}"
+        ens_cell = "-"
+        if ens:
+            ens_cell = f"{_fmt(ens['average'], names)} / {_fmt(ens['best'], names)} / **{_fmt(ens['ensemble'], names)}**"
+        pt_runs = [v for k, v in rec.items() if k.startswith("prompt-seed")]
+        pt_steps = pt_runs[0]["steps"] if pt_runs else None
+        bs = pt_runs[0]["batch_size"] if pt_runs else (model or {}).get("batch_size")
+        steps_cell = f"{pt_steps or '-'} / {(model or {}).get('steps', '-')} ({bs or '-'})"
+        pt_time = sum(r["train_seconds"] for r in pt_runs) / len(pt_runs) if pt_runs else None
+        time_cell = " / ".join([
+            _minutes((design or {}).get("wall_seconds")), _minutes(pt_time),
+            _minutes((ens or {}).get("eval_seconds")), _minutes((model or {}).get("wall_seconds")),
+        ])
+        lines.append(f"| {t} | {dev_note} | {_fmt(design and design['metrics'], names)} | {_fmt(pt0, names)} | "
+                     f"{ens_cell} | {_fmt(model and model['metrics'], names)} | {steps_cell} | {time_cell} |")
+
+    lines += ["", "## Settings", ""]
+    if settings:
+        lines += [
+            f"- Model: `{meta.get('model')}` (frozen for prompt design, prompt tuning and ensembles).",
+            f"- Prompt tuning: p = {settings.get('prompt_length')}, init {settings.get('init')}, "
+            f"{settings.get('optimizer')} lr {settings.get('learning_rate')} constant, batch {settings.get('batch_size')}, "
+            f"{settings.get('seeds')} seeds (0..{settings.get('seeds', 1) - 1}); the prompt after the last step is "
+            "scored (no checkpoint selection on dev). Settings source: "
+            f"{settings.get('hparams_source')}.",
+            f"- Model tuning: every weight of a copy of the model, {settings.get('model_optimizer')} lr "
+            f"{settings.get('model_learning_rate')} constant, no weight decay, gradient norm clipped at 1.0, same "
+            "batch size and example order as the seed-0 prompt, the same text-to-text loss; scored after the last step.",
+            "- Prompt design: the hand-written template of `softprompt.experiments.prompt_design` "
+            "(instruction + natural-language body + answer words), zero-shot, no training.",
+            f"- All methods: rank classification over the task's options; inputs keep their last "
+            f"{settings.get('max_input_tokens')} tokens"
+            + "".join(f", {t}: {n}" for t, n in sorted(settings.get("max_input_tokens_per_task", {}).items()))
+            + "; the first N dev examples of each task's dev file (N in the table's dev column).",
+        ]
+        for note in settings.get("notes", []):
+            lines.append(f"- Note from the tuning settings: {note}")
+    machine = meta.get("machine")
+    if machine:
+        lines.append(f"- Machine: {machine.get('processor')}, {machine.get('threads')} torch threads, torch {machine.get('torch')}.")
+    if data_note:
+        lines += ["", data_note]
+
+    from softprompt.experiments.prompt_design import TEMPLATES, describe_templates
+
+    design_tasks = [t for t in tasks if t in TEMPLATES]
+    lines += ["", "## Hand-written prompts (prompt design)", "",
+              "Zero-shot input = instruction, a blank line, then the body filled with the example's fields; the "
+              "model scores each answer word after it (`softprompt experiment templates` prints all tasks).", ""]
+    lines += [ln for ln in describe_templates().splitlines()
+              if not ln.startswith("| ") or ln.startswith("| task") or any(ln.startswith(f"| {t} |") for t in design_tasks)]
+
+    lines += ["", "## Commands and runs", "",
+              "Each run was wrapped in the shared CPU lock: `flock /tmp/softprompt-cpu.lock <command>`.", ""]
+    for t in tasks:
+        rec = results["tasks"][t]
+        commands = list(dict.fromkeys(r.get("command", "") for r in rec.values() if r.get("command")))
+        lines.append(f"### {t}")
+        lines.append("")
+        for c in commands:
+            lines.append(f"    {c}")
+        lines.append("")
+        for key in sorted(rec):
+            r = rec[key]
+            if key.startswith("prompt-seed"):
+                loss = r["losses"][-1][1] if r.get("losses") else None
+                lines.append(f"- {key}: {r['steps']} steps x batch {r['batch_size']} ({r['examples_seen']} examples seen "
+                             f"of {r['train_examples']} train), {_minutes(r['train_seconds'])}, last train loss {loss}")
+            elif key == "model":
+                loss = r["losses"][-1][1] if r.get("losses") else None
+                lines.append(f"- model tuning: {r['steps']} steps x batch {r['batch_size']} ({r['examples_seen']} examples seen), "
+                             f"{r['trainable_parameters']:,} weights, train {_minutes(r['train_seconds'])} + eval "
+                             f"{_minutes(r['eval_seconds'])}, last train loss {loss if loss is None else round(loss, 4)}")
+            elif key == "design":
+                lines.append(f"- prompt design: {_minutes(r['wall_seconds'])} on {r['dev_examples']} dev examples")
+            elif key == "ensemble":
+                per = ", ".join(f"{m[r['primary_metric']]:.1f}" for m in r["per_prompt"])
+                lines.append(f"- ensemble: seeds {r['seeds']} scored in shared batches in {_minutes(r['eval_seconds'])}; "
+                             f"per-seed {r['primary_metric']}: {per}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(results_path: str | Path = "reports/results.json", out: str | Path = "reports/results.md") -> Path:
+    results = load_results(results_path)
+    if not results.get("tasks"):
+        raise SoftPromptError(f"{results_path}: no results yet (run report-run first)")
+    Path(out).write_text(build_report(results))
+    return Path(out)

@@ -1,0 +1,143 @@
+"""Prompt ensembles: one batched pass per chunk scores N prompts exactly as N separate passes."""
+import math
+
+import pytest
+import torch
+
+from softprompt.core.config import PromptConfig
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.prompt_file import metadata_for, save_prompt
+from softprompt.errors import SoftPromptError
+from softprompt.evaluation.ensemble import (
+    batched_prompt_scores,
+    combine_predictions,
+    evaluate_ensemble,
+    evaluate_ensemble_files,
+)
+from softprompt.evaluation.evaluator import evaluate
+from softprompt.tasks.base import Example, Task
+from tiny import tiny_llama, tiny_t5
+
+torch.set_num_threads(1)
+
+
+class ToyTask(Task):
+    name = "toy"
+    label_words = ("negative", "positive")
+
+    def __init__(self):
+        super().__init__(None)
+
+    def load(self, split):
+        good = ["great fun", "good story", "funny smart movie", "love this film", "really good"]
+        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull"]
+        return ([Example(t, "positive", self.label_words) for t in good]
+                + [Example(t, "negative", self.label_words) for t in bad])
+
+    def compute_metrics(self, predictions, examples):
+        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}
+
+
+def _prompts(lm, lengths=(3, 5, 4)):
+    return [SoftPrompt.initialise(lm, PromptConfig(length=n, init="sampled-vocab"), seed=i).weight.detach()
+            for i, n in enumerate(lengths)]
+
+
+MULTI = [  # per-example options of several tokens (COPA-like)
+    Example("the movie was", "great fun", ("great fun", "very bad plot")),
+    Example("the plot is so", "dull", ("really dull", "smart and funny")),
+    Example("it was a", "good film", ("good film", "bad")),
+]
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_batched_scores_equal_scoring_each_prompt_separately(make, kind):
+    lm = make()
+    examples = ToyTask().load("dev")[:5] if kind == "single" else MULTI
+    prompts = _prompts(lm)
+    batched = batched_prompt_scores(lm, examples, prompts, batch_size=2)
+    for k, p in enumerate(prompts):
+        alone = lm.score_options([e.input for e in examples], [e.options for e in examples], p)
+        torch.testing.assert_close(torch.tensor(batched[k]), torch.tensor(alone), atol=1e-4, rtol=1e-4)
+    unshared = batched_prompt_scores(lm, examples, prompts, batch_size=2, share_prefix=False)
+    torch.testing.assert_close(torch.tensor(batched), torch.tensor(unshared), atol=1e-4, rtol=1e-4)
+
+
+def test_one_score_options_call_per_chunk_holds_every_prompt(monkeypatch):
+    lm = tiny_llama()
+    calls = []
+    original = lm.score_options
+
+    def spy(inputs, options, prompts=None, share_prefix=True):
+        calls.append((len(inputs), prompts))
+        return original(inputs, options, prompts, share_prefix)
+
+    monkeypatch.setattr(lm, "score_options", spy)
+    examples = ToyTask().load("dev")  # 10 examples
+    prompts = _prompts(lm)
+    batched_prompt_scores(lm, examples, prompts, batch_size=4)
+    assert [n for n, _ in calls] == [12, 12, 6]  # ceil(10 / 4) chunks, each example once per prompt
+    rows = calls[0][1]
+    assert rows[0] is prompts[0] and rows[4] is prompts[1] and rows[8] is prompts[2]
+
+
+def test_majority_vote_with_ties_broken_by_summed_log_likelihood():
+    ex = Example("x", "b", ("a", "b", "c"))
+    # votes: a, b, b -> b
+    scores = [[[0.0, -1.0, -2.0]], [[-5.0, -0.1, -3.0]], [[-5.0, -0.2, -3.0]]]
+    assert combine_predictions([ex], scores) == ["b"]
+    # votes: a, b, c -> 3-way tie; summed: a -1-9-9=-19, b -2-1-9=-12, c -3-3-1=-7 -> c
+    scores = [[[-1.0, -2.0, -3.0]], [[-9.0, -1.0, -3.0]], [[-9.0, -9.0, -1.0]]]
+    assert combine_predictions([ex], scores) == ["c"]
+    # two prompts disagree: tie between a and b; summed a=-1-3=-4, b=-2-1=-3 -> b
+    scores = [[[-1.0, -2.0, -9.0]], [[-3.0, -1.0, -9.0]]]
+    assert combine_predictions([ex], scores) == ["b"]
+    assert combine_predictions([ex], scores, "sum") == ["b"]
+    with pytest.raises(SoftPromptError):
+        combine_predictions([ex], scores, "median")
+
+
+def test_evaluate_ensemble_reports_average_best_and_ensemble():
+    lm = tiny_llama()
+    task = ToyTask()
+    examples = task.load("dev")
+    prompts = _prompts(lm)
+    res = evaluate_ensemble(lm, task, examples, prompts, batch_size=3)
+    for k, p in enumerate(prompts):
+        alone = evaluate(lm, task, examples, p)
+        assert res.per_prompt[k] == alone.metrics
+        assert res.prompt_predictions[k] == alone.predictions
+    accs = [m["accuracy"] for m in res.per_prompt]
+    assert math.isclose(res.average["accuracy"], sum(accs) / 3)
+    assert res.best["accuracy"] == max(accs) and res.best_index == accs.index(max(accs))
+    assert res.ensemble == task.compute_metrics(res.predictions, examples)
+    d = res.to_dict()
+    assert d["examples"] == 10 and len(d["per_prompt"]) == 3 and d["combine"] == "vote"
+
+
+def test_identical_prompts_ensemble_equals_the_single_prompt():
+    lm = tiny_llama()
+    task = ToyTask()
+    p = _prompts(lm, (4,))[0]
+    res = evaluate_ensemble(lm, task, task.load("dev"), [p, p, p])
+    assert res.ensemble == res.per_prompt[0] == res.average
+
+
+def test_ensemble_from_prompt_files(tmp_path):
+    lm = tiny_llama()
+    task = ToyTask()
+    paths = []
+    for k, p in enumerate(_prompts(lm, (2, 3))):
+        paths.append(str(save_prompt(tmp_path / f"p{k}.safetensors", p, metadata_for(lm, p, task="toy"))))
+    task.load = lambda split, _load=task.load: _load(split)  # any split name
+    res = evaluate_ensemble_files(lm, task, paths, max_examples=6, batch_size=4)
+    assert len(res.predictions) == 6 and res.names == paths
+
+
+def test_generation_examples_are_refused():
+    lm = tiny_llama()
+    with pytest.raises(SoftPromptError, match="classification"):
+        batched_prompt_scores(lm, [Example("q", "a")], _prompts(lm, (2,)))
+    with pytest.raises(SoftPromptError, match="at least one"):
+        batched_prompt_scores(lm, ToyTask().load("dev"), [])

@@ -1,0 +1,312 @@
+"""The paper's comparisons: model tuning, prompt design, domain transfer, the report, the CLI."""
+import json
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from softprompt.core.config import ConfigError, PromptConfig
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
+from softprompt.errors import SoftPromptError
+from softprompt.evaluation.evaluator import evaluate
+from softprompt.experiments import prompt_design as pd
+from softprompt.experiments.model_tuning import ModelTuningConfig, private_copy, tune_model
+from softprompt.experiments.report import ReportSettings, build_report, load_results, run_task, settings_from_hparams
+from softprompt.experiments.transfer import TRANSFER_PAIRS, evaluate_transfer
+from softprompt.tasks.base import Example, Task
+from softprompt.tasks.registry import get_task
+from tiny import tiny_llama, tiny_t5
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.filterwarnings("ignore::softprompt.tasks.readers.DataWarning")
+
+
+class ToyTask(Task):
+    """Sentiment over the tiny vocabulary: learnable from word identity."""
+
+    name = "toy"
+    label_words = ("negative", "positive")
+
+    def __init__(self):
+        super().__init__(None)
+
+    def load(self, split):
+        good = ["great fun", "good story", "funny smart movie", "love this film", "really good", "great actors"]
+        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull", "sad bad actors"]
+        return ([Example(t, "positive", self.label_words) for t in good]
+                + [Example(t, "negative", self.label_words) for t in bad])
+
+    def compute_metrics(self, predictions, examples):
+        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}
+
+
+# ---------------------------------------------------------------- model tuning
+@pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
+def test_model_tuning_learns_on_a_copy_and_leaves_the_shared_model_alone(make, tmp_path):
+    lm = make()
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    task = ToyTask()
+    config = ModelTuningConfig(learning_rate=3e-3, batch_size=4, max_steps=25, eval_every=10, log_every=5,
+                               eval_at_start=True)
+    res = tune_model(lm, task, task.load("train"), task.load("dev"), config, run_dir=tmp_path, keep_model=True)
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, before[k]), f"shared weight {k} changed"
+    assert not lm.model.training and all(not p.requires_grad for p in lm.model.parameters())
+    tuned = res.model
+    assert any(not torch.equal(v, before[k]) for k, v in tuned.model.state_dict().items())
+    assert not tuned.model.training and all(not p.requires_grad for p in tuned.model.parameters())
+    assert res.losses[-1][1] < res.losses[0][1]
+    assert res.final_metrics == evaluate(tuned, task, task.load("dev"), None).metrics
+    assert res.best_metrics["accuracy"] >= res.final_metrics["accuracy"] and res.best_step in (0, 10, 20, 25)
+    assert res.initial_metrics is not None and res.trainable_parameters == sum(
+        p.numel() for p in {id(p): p for p in lm.model.parameters()}.values())
+    log = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["event"] == "eval"] == [0, 10, 20, 25]
+    assert json.loads((tmp_path / "result.json").read_text())["steps"] == 25
+
+
+def test_model_tuning_sees_the_prompt_tuning_example_order_and_adafactor_works():
+    lm = tiny_llama()
+    task = ToyTask()
+    seen = []
+    res = tune_model(lm, task, task.load("train"), None, ModelTuningConfig(optimizer="adafactor", learning_rate=1e-3,
+                     batch_size=4, max_steps=3), on_step=lambda s, loss: seen.append(loss))
+    assert len(seen) == 3 and res.final_metrics is None and res.dev_examples == 0
+    from softprompt.core.trainer import ExampleStream
+
+    a, b = ExampleStream(task.load("train"), 0), ExampleStream(task.load("train"), 0)
+    assert a.take(0, 8) == b.take(0, 8)
+    with pytest.raises(ConfigError, match="optimizer"):
+        ModelTuningConfig(optimizer="sgd")
+
+
+def test_private_copy_is_independent():
+    lm = tiny_llama()
+    copy = private_copy(lm)
+    with torch.no_grad():
+        next(copy.model.parameters()).add_(1.0)
+    assert not torch.equal(next(copy.model.parameters()), next(lm.model.parameters()))
+
+
+# ---------------------------------------------------------------- prompt design
+def test_every_template_parses_every_dev_example_of_the_real_data(data_dir):
+    for name, template in pd.TEMPLATES.items():
+        task = get_task(name, data_dir)
+        split = "dev" if "dev" in task.available_splits() else None
+        if name == "record":
+            split = "fewglue32-dev32"
+        examples = task.load(split)
+        for ex in examples:
+            fields = template.fields(ex)
+            assert all(isinstance(v, str) for v in fields.values())
+            text = template.fill(ex)
+            assert " sentence1:" not in text and not text.startswith(name + " ")
+            assert len(template.options(ex)) == len(ex.options)
+            assert len(set(template.options(ex))) == len(ex.options), f"{name}: answer words collide"
+        assert examples, name
+
+
+def test_templates_render_natural_language(data_dir):
+    wsc = get_task("wsc", data_dir).load("dev")[0]
+    fields = pd.TEMPLATES["wsc"].fields(wsc)
+    assert fields["noun"] and fields["pronoun"] and "*" not in fields["text"] and "#" not in fields["text"]
+    cb = get_task("cb", data_dir).load("dev")[0]
+    text = pd.design_input(pd.TEMPLATES["cb"], cb)
+    assert text.startswith(pd.TEMPLATES["cb"].instruction) and text.endswith("True, False, or Neither?\nAnswer:")
+    boolq = pd.TEMPLATES["boolq"].fields(get_task("boolq", data_dir).load("dev")[0])
+    assert boolq["question"].endswith("?")
+    copa = get_task("copa", data_dir).load("dev")[0]
+    assert pd.TEMPLATES["copa"].options(copa) == copa.options
+    doc = pd.describe_templates()
+    assert all(f"| {name} |" in doc for name in pd.TEMPLATES)
+
+
+def test_k_shot_places_answered_demonstrations_before_the_input(data_dir):
+    task = get_task("rte", data_dir)
+    train, dev = task.load("train"), task.load("dev")
+    demos = pd.sample_demonstrations(train, 2, seed=3)
+    assert demos == pd.sample_demonstrations(train, 2, seed=3) and demos != pd.sample_demonstrations(train, 2, seed=4)
+    text = pd.design_input(pd.TEMPLATES["rte"], dev[0], demos)
+    parts = text.split("\n\n")
+    assert len(parts) == 4 and parts[1].endswith(pd.TEMPLATES["rte"].answer(demos[0]))
+    assert parts[3] == pd.TEMPLATES["rte"].fill(dev[0])
+    with pytest.raises(SoftPromptError, match="labelled"):
+        pd.sample_demonstrations(train[:3], 5)
+
+
+def test_prompt_design_scores_verbalized_options_and_maps_back(data_dir):
+    lm = tiny_llama()
+    task = get_task("cb", data_dir)
+    dev, train = task.load("dev")[:6], task.load("train")
+    for shots in (0, 2):
+        res = pd.evaluate_prompt_design(lm, task, dev, shots, train, batch_size=4)
+        assert set(res.metrics) == {"accuracy", "macro_f1", "average"}
+        assert all(p in task.label_words for p in res.predictions)
+        designed = pd.design_examples(pd.TEMPLATES["cb"], dev, pd.sample_demonstrations(train, shots) if shots else ())
+        direct = lm.score_options([e.input for e in designed], [e.options for e in designed])
+        torch.testing.assert_close(torch.tensor(res.scores), torch.tensor(direct), atol=1e-5, rtol=1e-5)
+        assert res.metrics == task.compute_metrics(res.predictions, dev)
+        assert res.extra["shots"] == shots and len(res.extra["demonstrations"]) == shots
+    with pytest.raises(SoftPromptError, match="no hand-written prompt"):
+        pd.evaluate_prompt_design(lm, ToyTask(), ToyTask().load("dev"))
+    with pytest.raises(SoftPromptError, match="needs training examples"):
+        pd.evaluate_prompt_design(lm, task, dev, shots=1)
+
+
+def test_a_custom_template_for_any_task():
+    lm = tiny_llama()
+    task = ToyTask()
+    template = pd.DesignTemplate(task="toy", parse=r"^(?P<text>.*)$", instruction="is it good ?",
+                                 body="{text} . answer :", verbalizer={"negative": "no", "positive": "yes"})
+    res = pd.evaluate_prompt_design(lm, task, task.load("dev"), template=template, max_input_tokens=8)
+    assert res.extra["example_input"] == "is it good ?\n\ngreat fun . answer :"
+    assert lm.max_input_tokens == 512  # restored
+    with pytest.raises(SoftPromptError, match="expected format"):
+        pd.TEMPLATES["cb"].fields(Example("no format here", "neutral", ("entailment", "contradiction", "neutral")))
+
+
+# ---------------------------------------------------------------- transfer
+def _prompt_file(lm, path, task, labels, length=3):
+    p = SoftPrompt.initialise(lm, PromptConfig(length=length, init="sampled-vocab")).weight.detach()
+    return save_prompt(path, p, metadata_for(lm, p, task=task, label_words=list(labels) if labels else None))
+
+
+def test_transfer_qqp_prompt_on_mrpc_uses_the_source_prefix(tmp_path, data_dir):
+    lm = tiny_llama()
+    mrpc = get_task("mrpc", data_dir)
+    path = _prompt_file(lm, tmp_path / "qqp.safetensors", "qqp", mrpc.label_words)
+    assert ("qqp", "mrpc") in TRANSFER_PAIRS and ("squad", "bioasq") in TRANSFER_PAIRS
+    res = evaluate_transfer(lm, path, "mrpc", data_dir, max_examples=5, batch_size=5)
+    assert res.source == "qqp" and res.target == "mrpc" and res.prefix == "qqp" and res.examples == 5
+    task = get_task("mrpc", data_dir)
+    task.prefix = "qqp"
+    examples = task.load("dev")[:5]
+    assert examples[0].input.startswith("qqp sentence1:")
+    assert res.metrics == evaluate(lm, task, examples, read_prompt(path).tensor).metrics
+    assert evaluate_transfer(lm, path, "mrpc", data_dir, max_examples=2, prefix="target").prefix == "mrpc"
+    assert evaluate_transfer(lm, path, "mrpc", data_dir, max_examples=2, prefix="none").prefix == ""
+
+
+def test_transfer_refuses_other_label_words_and_runs_generation(tmp_path, data_dir):
+    lm = tiny_llama()
+    sst = _prompt_file(lm, tmp_path / "sst2.safetensors", "sst2", ("negative", "positive"))
+    with pytest.raises(SoftPromptError, match="same output format"):
+        evaluate_transfer(lm, sst, "mrpc", data_dir)
+    squad = _prompt_file(lm, tmp_path / "squad.safetensors", "squad", None)
+    res = evaluate_transfer(lm, squad, "bioasq", data_dir, max_examples=2, max_new_tokens=2)
+    assert res.target == "bioasq" and set(res.metrics) == {"em", "f1"} and res.prefix is None
+
+
+# ---------------------------------------------------------------- report
+def test_settings_from_hparams_file(tmp_path):
+    path = tmp_path / "h.json"
+    assert settings_from_hparams(path).hparams_source == "fallback"
+    path.write_text(json.dumps({"prompt_length": 10, "optimizer": "adafactor", "lr": 0.3, "batch_size": 4,
+                                "template_notes": "cue word helps"}))
+    s = settings_from_hparams(path)
+    assert (s.prompt_length, s.optimizer, s.learning_rate, s.batch_size) == (10, "adafactor", 0.3, 4)
+    assert s.notes == ["cue word helps"] and s.hparams_source == str(path)
+
+
+def test_report_run_and_build_on_a_tiny_model(tmp_path, data_dir):
+    lm = tiny_llama()
+    task = get_task("cb", data_dir)
+    settings = ReportSettings(model="tiny", prompt_length=2, batch_size=2, default_steps=2, seeds=2, max_dev=4,
+                              eval_batch_size=4, model_learning_rate=1e-3, learning_rate=0.01)
+    results = tmp_path / "results.json"
+    run_task(lm, task, settings, ["design", "prompt"], results, tmp_path / "runs", command="cmd 1", log=lambda m: None)
+    run_task(lm, task, settings, ["ensemble", "model"], results, tmp_path / "runs", command="cmd 2", log=lambda m: None)
+    data = load_results(results)
+    rec = data["tasks"]["cb"]
+    assert set(rec) == {"design", "prompt-seed0", "prompt-seed1", "ensemble", "model"}
+    assert rec["prompt-seed1"]["steps"] == 2 and rec["ensemble"]["seeds"] == [0, 1]
+    assert rec["model"]["dev_examples"] == 4 and rec["model"]["steps"] == 2
+    assert data["meta"]["settings"]["prompt_length"] == 2
+    md = build_report(data)
+    assert "| cb | 4 of 56 |" in md and "cmd 1" in md and "cmd 2" in md and "not comparable" in md.lower()
+    with pytest.raises(SoftPromptError, match="run method 'prompt' first"):
+        run_task(lm, task, settings, ["ensemble"], tmp_path / "other.json", tmp_path / "runs", log=lambda m: None)
+
+
+# ---------------------------------------------------------------- CLI
+@pytest.fixture
+def cli(monkeypatch):
+    import softprompt.cli.experiments as ex
+
+    lm = tiny_llama()
+    monkeypatch.setattr(ex, "_load", lambda *a, **k: lm)
+    return ex.experiments_app, lm
+
+
+def test_cli_prompt_design_templates_and_model_tune(cli, tmp_path, data_dir):
+    app, _ = cli
+    runner = CliRunner()
+    out = tmp_path / "d.json"
+    r = runner.invoke(app, ["prompt-design", "--task", "rte", "--shots", "1", "--max-examples", "3",
+                            "--data-dir", str(data_dir), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["examples"] == 3
+    r = runner.invoke(app, ["templates"])
+    assert r.exit_code == 0 and "| wic |" in r.output
+    out = tmp_path / "m.json"
+    r = runner.invoke(app, ["model-tune", "--task", "copa", "--steps", "2", "--batch-size", "2", "--max-eval", "3",
+                            "--data-dir", str(data_dir), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["dev_examples"] == 3
+
+
+def test_cli_ensemble_and_transfer(cli, tmp_path, data_dir):
+    app, lm = cli
+    runner = CliRunner()
+    labels = get_task("mrpc", data_dir).label_words
+    paths = [str(_prompt_file(lm, tmp_path / f"q{k}.safetensors", "qqp", labels, length=k + 2)) for k in range(3)]
+    out = tmp_path / "e.json"
+    r = runner.invoke(app, ["ensemble", *paths, "--max-examples", "4", "--data-dir", str(data_dir), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["task"] == "qqp" and len(data["per_prompt"]) == 3 and "ensemble" in r.output
+    r = runner.invoke(app, ["transfer", paths[0], "--target", "mrpc", "--max-examples", "3", "--data-dir", str(data_dir)])
+    assert r.exit_code == 0, r.output
+    assert "qqp -> mrpc" in r.output
+
+
+def test_cli_report_build(tmp_path):
+    from softprompt.cli.experiments import experiments_app
+
+    r = CliRunner().invoke(experiments_app, ["report-build", "--results", str(tmp_path / "none.json"),
+                                             "--out", str(tmp_path / "r.md")])
+    assert r.exit_code != 0 and isinstance(r.exception, SoftPromptError)
+
+
+# ---------------------------------------------------------------- the real model
+@pytest.mark.real_model
+def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp_path):
+    """Acceptance: on smollm2, prompt tuning (2 steps, batch 2, p=4) then evaluation on 8 dev
+    examples for CB, RTE, COPA and MRPC; the hand-written prompt on the same examples; and
+    model tuning for 2 steps on one task. The shared model stays frozen throughout."""
+    from softprompt.core.config import TrainConfig
+    from softprompt.core.trainer import Trainer
+
+    start = time.perf_counter()
+    weight = smollm2.model.model.layers[0].mlp.up_proj.weight.clone()
+    smollm2.max_input_tokens = 128
+    for name in ("cb", "rte", "copa", "mrpc"):
+        task = get_task(name, data_dir)
+        train, dev = task.load("train")[:16], task.load("dev")[:8]
+        prompt = SoftPrompt.initialise(smollm2, PromptConfig(length=4, init="class-label" if task.label_words
+                                                             else "sampled-vocab"), task.label_words)
+        config = TrainConfig(optimizer="adam", learning_rate=3e-3, batch_size=2, max_steps=2, eval_every=2,
+                             max_input_tokens=128, eval_batch_size=8)
+        result = Trainer(smollm2, prompt, task, train, dev, config, tmp_path / name, show_progress=False,
+                         eval_at_start=False).train()
+        assert result.steps == 2 and task.primary_metric in result.best_metrics
+        design = pd.evaluate_prompt_design(smollm2, task, dev, batch_size=8)
+        assert 0 <= design.metrics[task.primary_metric] <= 100
+    res = tune_model(smollm2, get_task("cb", data_dir), train, dev,
+                     ModelTuningConfig(batch_size=2, max_steps=2, max_input_tokens=128, eval_batch_size=8))
+    assert res.final_metrics is not None
+    assert torch.equal(smollm2.model.model.layers[0].mlp.up_proj.weight, weight)
+    assert all(not p.requires_grad for p in smollm2.model.parameters()) and not smollm2.model.training
+    assert time.perf_counter() - start < 300
