@@ -15,27 +15,10 @@ from softprompt.evaluation.ensemble import (
     evaluate_ensemble_files,
 )
 from softprompt.evaluation.evaluator import evaluate
-from softprompt.tasks.base import Example, Task
-from tiny import tiny_llama, tiny_t5
+from softprompt.tasks.base import Example
+from tiny import ToyTask, tiny_llama, tiny_t5
 
 torch.set_num_threads(1)
-
-
-class ToyTask(Task):
-    name = "toy"
-    label_words = ("negative", "positive")
-
-    def __init__(self):
-        super().__init__(None)
-
-    def load(self, split):
-        good = ["great fun", "good story", "funny smart movie", "love this film", "really good"]
-        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull"]
-        return ([Example(t, "positive", self.label_words) for t in good]
-                + [Example(t, "negative", self.label_words) for t in bad])
-
-    def compute_metrics(self, predictions, examples):
-        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}
 
 
 def _prompts(lm, lengths=(3, 5, 4)):
@@ -74,7 +57,7 @@ def test_one_score_options_call_per_chunk_holds_every_prompt(monkeypatch):
         return original(inputs, options, prompts, share_prefix)
 
     monkeypatch.setattr(lm, "score_options", spy)
-    examples = ToyTask().load("dev")  # 10 examples
+    examples = ToyTask().load("dev")[:10]  # 10 examples: the last chunk is short
     prompts = _prompts(lm)
     batched_prompt_scores(lm, examples, prompts, batch_size=4)
     assert [n for n, _ in calls] == [12, 12, 6]  # ceil(10 / 4) chunks, each example once per prompt
@@ -113,7 +96,7 @@ def test_evaluate_ensemble_reports_average_best_and_ensemble():
     assert res.best["accuracy"] == max(accs) and res.best_index == accs.index(max(accs))
     assert res.ensemble == task.compute_metrics(res.predictions, examples)
     d = res.to_dict()
-    assert d["examples"] == 10 and len(d["per_prompt"]) == 3 and d["combine"] == "vote"
+    assert d["examples"] == len(examples) == 12 and len(d["per_prompt"]) == 3 and d["combine"] == "vote"
 
 
 def test_identical_prompts_ensemble_equals_the_single_prompt():

@@ -15,31 +15,12 @@ from softprompt.experiments import prompt_design as pd
 from softprompt.experiments.model_tuning import ModelTuningConfig, private_copy, tune_model
 from softprompt.experiments.report import ReportSettings, build_report, load_results, run_task, settings_from_hparams
 from softprompt.experiments.transfer import TRANSFER_PAIRS, evaluate_transfer
-from softprompt.tasks.base import Example, Task
+from softprompt.tasks.base import Example
 from softprompt.tasks.registry import get_task
-from tiny import tiny_llama, tiny_t5
+from tiny import ToyTask, tiny_llama, tiny_t5
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::softprompt.tasks.readers.DataWarning")
-
-
-class ToyTask(Task):
-    """Sentiment over the tiny vocabulary: learnable from word identity."""
-
-    name = "toy"
-    label_words = ("negative", "positive")
-
-    def __init__(self):
-        super().__init__(None)
-
-    def load(self, split):
-        good = ["great fun", "good story", "funny smart movie", "love this film", "really good", "great actors"]
-        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull", "sad bad actors"]
-        return ([Example(t, "positive", self.label_words) for t in good]
-                + [Example(t, "negative", self.label_words) for t in bad])
-
-    def compute_metrics(self, predictions, examples):
-        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}
 
 
 # ---------------------------------------------------------------- model tuning

@@ -9,27 +9,7 @@ from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
 from softprompt.core.trainer import Trainer
 from softprompt.errors import SoftPromptError
-from softprompt.tasks.base import Example, Task
-from tiny import tiny_llama, tiny_t5
-
-
-class ToyTask(Task):
-    """Sentiment over the tiny vocabulary: learnable from word identity."""
-
-    name = "toy"
-    label_words = ("negative", "positive")
-
-    def __init__(self):
-        super().__init__(None)
-
-    def load(self, split):
-        good = ["great fun", "good story", "funny smart movie", "love this film", "really good", "great actors"]
-        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull", "sad bad actors"]
-        rows = [Example(t, "positive", self.label_words) for t in good] + [Example(t, "negative", self.label_words) for t in bad]
-        return rows
-
-    def compute_metrics(self, predictions, examples):
-        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}
+from tiny import ToyTask, tiny_llama, tiny_t5
 
 
 def _trainer(lm, run_dir, steps=12, on_step=None, **cfg):

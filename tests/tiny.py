@@ -6,6 +6,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from softprompt.core.model import PromptedLM
+from softprompt.tasks.base import Example, Task
 
 WORDS = (
     "the a movie film was is great good bad terrible awful fine boring fun sst2 sentence : "
@@ -74,3 +75,22 @@ def tiny_t5(seed: int = 0) -> PromptedLM:
 
 
 MAKERS = {"llama": tiny_llama, "gemma3": tiny_gemma3, "t5": tiny_t5}
+
+
+class ToyTask(Task):
+    """Sentiment over the tiny vocabulary: learnable from word identity (12 examples, every split)."""
+
+    name = "toy"
+    label_words = ("negative", "positive")
+
+    def __init__(self):
+        super().__init__(None)
+
+    def load(self, split):
+        good = ["great fun", "good story", "funny smart movie", "love this film", "really good", "great actors"]
+        bad = ["bad plot", "terrible film", "awful boring story", "hate this movie", "really dull", "sad bad actors"]
+        return ([Example(t, "positive", self.label_words) for t in good]
+                + [Example(t, "negative", self.label_words) for t in bad])
+
+    def compute_metrics(self, predictions, examples):
+        return {"accuracy": 100.0 * sum(p == e.target for p, e in zip(predictions, examples)) / len(examples)}

@@ -6,7 +6,6 @@ print one line naming the culprit and exit with status 2; no traceback.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
