@@ -197,16 +197,25 @@ def test_report_run_and_build_on_a_tiny_model(tmp_path, data_dir):
     settings = ReportSettings(model="tiny", prompt_length=2, batch_size=2, default_steps=2, seeds=2, max_dev=4,
                               eval_batch_size=4, model_learning_rate=1e-3, learning_rate=0.01)
     results = tmp_path / "results.json"
+    run_task(None, task, settings, ["majority"], results, tmp_path / "runs", log=lambda m: None)
+    with pytest.raises(SoftPromptError, match="model is needed"):
+        run_task(None, task, settings, ["design"], results, tmp_path / "runs", log=lambda m: None)
     run_task(lm, task, settings, ["design", "prompt"], results, tmp_path / "runs", command="cmd 1", log=lambda m: None)
     run_task(lm, task, settings, ["ensemble", "model"], results, tmp_path / "runs", command="cmd 2", log=lambda m: None)
     data = load_results(results)
     rec = data["tasks"]["cb"]
-    assert set(rec) == {"design", "prompt-seed0", "prompt-seed1", "ensemble", "model"}
+    assert set(rec) == {"majority", "design", "prompt-seed0", "prompt-seed1", "ensemble", "model"}
+    dev = task.load("dev")[:4]
+    assert rec["majority"]["metrics"] == task.compute_metrics([rec["majority"]["label"]] * 4, dev)
     assert rec["prompt-seed1"]["steps"] == 2 and rec["ensemble"]["seeds"] == [0, 1]
     assert rec["model"]["dev_examples"] == 4 and rec["model"]["steps"] == 2
     assert data["meta"]["settings"]["prompt_length"] == 2
-    md = build_report(data)
+    check = {"config": {"learning_rate": 2e-5, "optimizer": "adamw", "max_steps": 3, "batch_size": 2},
+             "dev_examples": 4, "final_metrics": {"accuracy": 75.0}, "train_seconds": 1.0, "command": "lr cmd"}
+    md = build_report(data, lr_checks=[check], notes="NOTES HERE")
     assert "| cb | 4 of 56 |" in md and "cmd 1" in md and "cmd 2" in md and "not comparable" in md.lower()
+    assert "| 2e-05 | adamw | 3 (2) | 4 | 75.0 |" in md and "lr cmd" in md and "NOTES HERE" in md
+    assert "| cb | Read the passage" in md  # the task's hand-written prompt is documented
     with pytest.raises(SoftPromptError, match="run method 'prompt' first"):
         run_task(lm, task, settings, ["ensemble"], tmp_path / "other.json", tmp_path / "runs", log=lambda m: None)
 

@@ -220,7 +220,8 @@ def transfer(
 @experiments_app.command("report-run")
 def report_run(
     task: List[str] = typer.Option(..., "--task", "-t", help="Task(s) to run (repeat the option)."),
-    methods: str = typer.Option("design,prompt,ensemble,model", "--methods", help="Comma-separated: design, prompt, ensemble, model."),
+    methods: str = typer.Option("majority,design,prompt,ensemble,model", "--methods",
+                                help="Comma-separated: majority, design, prompt, ensemble, model."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Prompt-tuning seeds to run, e.g. 0,1,2 (default: 0..settings.seeds-1)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Prompt-tuning steps (default: the settings' per-task steps)."),
     model_steps: Optional[int] = typer.Option(None, "--model-steps", help="Model-tuning steps (default: the prompt-tuning steps)."),
@@ -257,7 +258,7 @@ def report_run(
     task_objs = [_task(t, data_dir) for t in task]
     for t in task_objs:
         t.load("dev")
-    lm = _load(settings.model, device, settings.max_input_tokens)
+    lm = None if set(method_list) <= {"majority"} else _load(settings.model, device, settings.max_input_tokens)
     for t in task_objs:
         run_task(lm, t, settings, method_list, results, runs_dir, command=_command(), seeds=seed_list,
                  log=lambda msg: err_console.print(msg, markup=False, highlight=False))
@@ -268,11 +269,14 @@ def report_run(
 def report_build(
     results: Path = typer.Option(Path("reports/results.json"), "--results"),
     out: Path = typer.Option(Path("reports/results.md"), "--out"),
+    lr_check_dir: Path = typer.Option(Path("reports/model_lr_check"), "--lr-checks",
+                                      help="Folder of model-tune --json outputs shown as the learning-rate check (if present)."),
+    notes: Path = typer.Option(Path("reports/notes.md"), "--notes", help="Free text placed after the table (if present)."),
 ) -> None:
     """Regenerate the Markdown report from the results JSON."""
     from softprompt.experiments.report import write_report
 
-    write_report(results, out)
+    write_report(results, out, lr_check_dir, notes)
     console.print(f"wrote {out}", markup=False)
 
 

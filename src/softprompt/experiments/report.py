@@ -8,6 +8,8 @@ task, per run) that other jobs can interleave with:
     python -m softprompt.cli.experiments report-build                 # results.json -> results.md
 
 Methods, all on the same dev examples (the first `max_dev` of the dev split):
+    majority  no model: every dev example gets the train split's most frequent label (tasks
+              with label words only), the floor the others must clear
     design    the task's hand-written prompt (experiments.prompt_design), zero-shot
     prompt    prompt tuning, one run per seed (seeds 0..n-1); no dev evaluation during
               training: the prompt after the last step is the one scored
@@ -25,6 +27,7 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,7 +46,7 @@ from softprompt.experiments.prompt_design import evaluate_prompt_design
 from softprompt.tasks.base import Task
 
 REPORT_TASKS: tuple[str, ...] = ("sst2", "rte", "cb", "copa", "wic", "mrpc")
-METHODS: tuple[str, ...] = ("design", "prompt", "ensemble", "model")
+METHODS: tuple[str, ...] = ("majority", "design", "prompt", "ensemble", "model")
 HPARAMS_FILE = Path("/tmp/softprompt_hparams.json")
 
 
@@ -136,7 +139,7 @@ def _machine() -> dict:
 
 # ---------------------------------------------------------------- one task
 def run_task(
-    lm: PromptedLM,
+    lm: PromptedLM | None,
     task: Task,
     settings: ReportSettings,
     methods: Sequence[str] = METHODS,
@@ -146,13 +149,17 @@ def run_task(
     seeds: Sequence[int] | None = None,
     log=print,
 ) -> dict:
-    """Run the requested methods on one task; each record is saved as soon as it exists."""
+    """Run the requested methods on one task; each record is saved as soon as it exists
+    (`lm` may be None when the only method is 'majority')."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SoftPromptError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
     name = task.name
     max_tokens = settings.max_input_tokens_for(name)
-    lm.max_input_tokens = max_tokens
+    if lm is not None:
+        lm.max_input_tokens = max_tokens
+    elif set(methods) - {"majority"}:
+        raise SoftPromptError("a model is needed for methods other than 'majority'")
     train = task.load("train")
     dev = task.load("dev")[: settings.max_dev_for(name)]
     n_dev_total = len(task.load("dev"))
@@ -162,6 +169,14 @@ def run_task(
     out: dict[str, dict] = {}
     seeds = list(seeds) if seeds is not None else list(range(settings.seeds))
     runs = Path(runs_dir) / name
+
+    if "majority" in methods and task.label_words:
+        counts = Counter(ex.target for ex in train if ex.target)
+        label = counts.most_common(1)[0][0]
+        metrics = task.compute_metrics([label] * len(dev), dev)
+        out["majority"] = {**common, "method": "majority", "label": label, "steps": 0, "metrics": metrics,
+                           "primary": metrics[task.primary_metric]}
+        save_record(results_path, name, "majority", out["majority"], meta)
 
     if "design" in methods:
         log(f"[{name}] prompt design, zero-shot, {len(dev)} dev examples")
@@ -234,7 +249,7 @@ def run_task(
 def _fmt(metrics: dict | None, names: Sequence[str]) -> str:
     if not metrics:
         return "-"
-    return " / ".join(f"{metrics[n]:.1f}" for n in names if n in metrics)
+    return "/".join(f"{metrics[n]:.1f}" for n in names if n in metrics)
 
 
 def _minutes(seconds: float | None) -> str:
@@ -246,8 +261,10 @@ def _minutes(seconds: float | None) -> str:
 REPORT_METRICS = {"cb": ("accuracy", "macro_f1"), "mrpc": ("accuracy", "f1")}
 
 
-def build_report(results: dict, data_note: str = "") -> str:
-    """results.json -> Markdown: the summary table, the ensemble table, run details."""
+def build_report(results: dict, data_note: str = "", lr_checks: Sequence[dict] = (), notes: str = "") -> str:
+    """results.json -> Markdown: the summary table, settings, the hand-written prompts, the
+    model-tuning learning-rate check (`lr_checks`: model-tune --json outputs), `notes`
+    (free text placed after the table) and each run's command and details."""
     meta = results.get("meta", {})
     settings = meta.get("settings", {})
     tasks = [t for t in REPORT_TASKS if t in results.get("tasks", {})] + sorted(
@@ -264,12 +281,15 @@ def build_report(results: dict, data_note: str = "") -> str:
         "parameters trained for 30,000 steps with batch 32 (prompt tuning) on full dev sets; this is "
         "SmolLM2-135M (a 135M decoder-only model) trained for a few hundred examples.",
         "",
-        "Metrics: accuracy, except CB (accuracy / macro-F1) and MRPC (accuracy / F1 of 'equivalent'). "
-        "`avg / best / ens` = the mean of the seeds' prompts, the best single prompt, and their "
-        "majority-vote ensemble (ties broken by summed log-likelihood).",
+        "Metrics: accuracy, except CB (accuracy/macro-F1) and MRPC (accuracy/F1 of 'equivalent'). "
+        "Majority class: every dev example gets the most frequent train label (no model). "
+        "Prompt ensemble `avg · best · ens` = the mean over the seeds' prompts, the best single prompt, and "
+        "their majority-vote ensemble (ties broken by the summed log-likelihood), as in the paper's Table 3; "
+        "the prompt-tuning column is the seed-0 prompt of the same ensemble. Steps are optimizer updates; "
+        "wall time is CPU time inside the shared lock (PT: per seed, training only).",
         "",
-        "| task | dev examples | prompt design (0-shot) | prompt tuning (seed 0) | prompt ensemble avg / best / ens | model tuning | steps PT / MT (batch) | wall time design / PT per seed / ensemble eval / MT |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | dev examples | majority class | prompt design (0-shot) | prompt tuning (seed 0) | prompt ensemble avg · best · ens | model tuning | steps PT / MT (batch) | wall time design / PT / ensemble eval / MT |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t in tasks:
         rec = results["tasks"][t]
@@ -282,7 +302,7 @@ def build_report(results: dict, data_note: str = "") -> str:
         dev_note = f"{dev.get('dev_examples', '?')} of {dev.get('dev_total', '?')}"
         ens_cell = "-"
         if ens:
-            ens_cell = f"{_fmt(ens['average'], names)} / {_fmt(ens['best'], names)} / **{_fmt(ens['ensemble'], names)}**"
+            ens_cell = f"{_fmt(ens['average'], names)} · {_fmt(ens['best'], names)} · **{_fmt(ens['ensemble'], names)}**"
         pt_runs = [v for k, v in rec.items() if k.startswith("prompt-seed")]
         pt_steps = pt_runs[0]["steps"] if pt_runs else None
         bs = pt_runs[0]["batch_size"] if pt_runs else (model or {}).get("batch_size")
@@ -292,9 +312,13 @@ def build_report(results: dict, data_note: str = "") -> str:
             _minutes((design or {}).get("wall_seconds")), _minutes(pt_time),
             _minutes((ens or {}).get("eval_seconds")), _minutes((model or {}).get("wall_seconds")),
         ])
-        lines.append(f"| {t} | {dev_note} | {_fmt(design and design['metrics'], names)} | {_fmt(pt0, names)} | "
+        majority = rec.get("majority")
+        lines.append(f"| {t} | {dev_note} | {_fmt(majority and majority['metrics'], names)} | "
+                     f"{_fmt(design and design['metrics'], names)} | {_fmt(pt0, names)} | "
                      f"{ens_cell} | {_fmt(model and model['metrics'], names)} | {steps_cell} | {time_cell} |")
 
+    if notes:
+        lines += ["", notes.strip()]
     lines += ["", "## Settings", ""]
     if settings:
         lines += [
@@ -321,6 +345,18 @@ def build_report(results: dict, data_note: str = "") -> str:
         lines.append(f"- Machine: {machine.get('processor')}, {machine.get('threads')} torch threads, torch {machine.get('torch')}.")
     if data_note:
         lines += ["", data_note]
+
+    if lr_checks:
+        lines += ["", "## Model-tuning learning rate", "",
+                  "Checked once before the runs above, with `experiment model-tune` (commands below), on SST-2 only:", "",
+                  "| learning rate | optimizer | steps (batch) | dev examples | accuracy | train time |", "|---|---|---|---|---|---|"]
+        for c in sorted(lr_checks, key=lambda c: c["config"]["learning_rate"]):
+            cfg = c["config"]
+            lines.append(f"| {cfg['learning_rate']:g} | {cfg['optimizer']} | {cfg['max_steps']} ({cfg['batch_size']}) | "
+                         f"{c['dev_examples']} | {_fmt(c['final_metrics'], ('accuracy',))} | {_minutes(c['train_seconds'])} |")
+        lines += [""] + [f"    {c.get('command', '')}" for c in sorted(lr_checks, key=lambda c: c["config"]["learning_rate"])]
+        lines += ["", f"The spread is within noise (one standard error is about 2.7 points on 200 examples); the runs "
+                  f"above use {settings.get('model_learning_rate', '?'):g}, the middle of the range and the module's default."]
 
     from softprompt.experiments.prompt_design import TEMPLATES, describe_templates
 
@@ -352,6 +388,8 @@ def build_report(results: dict, data_note: str = "") -> str:
                 lines.append(f"- model tuning: {r['steps']} steps x batch {r['batch_size']} ({r['examples_seen']} examples seen), "
                              f"{r['trainable_parameters']:,} weights, train {_minutes(r['train_seconds'])} + eval "
                              f"{_minutes(r['eval_seconds'])}, last train loss {loss if loss is None else round(loss, 4)}")
+            elif key == "majority":
+                lines.append(f"- majority class: '{r['label']}' for every dev example")
             elif key == "design":
                 lines.append(f"- prompt design: {_minutes(r['wall_seconds'])} on {r['dev_examples']} dev examples")
             elif key == "ensemble":
@@ -362,9 +400,20 @@ def build_report(results: dict, data_note: str = "") -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(results_path: str | Path = "reports/results.json", out: str | Path = "reports/results.md") -> Path:
+def write_report(
+    results_path: str | Path = "reports/results.json",
+    out: str | Path = "reports/results.md",
+    lr_check_dir: str | Path | None = "reports/model_lr_check",
+    notes_path: str | Path | None = "reports/notes.md",
+) -> Path:
+    """Regenerate the Markdown report from the results JSON (plus the learning-rate check's JSON
+    files and a free-text notes file, where present)."""
     results = load_results(results_path)
     if not results.get("tasks"):
         raise SoftPromptError(f"{results_path}: no results yet (run report-run first)")
-    Path(out).write_text(build_report(results))
+    checks = []
+    if lr_check_dir is not None and Path(lr_check_dir).is_dir():
+        checks = [json.loads(p.read_text()) for p in sorted(Path(lr_check_dir).glob("*.json"))]
+    notes = Path(notes_path).read_text() if notes_path is not None and Path(notes_path).is_file() else ""
+    Path(out).write_text(build_report(results, lr_checks=checks, notes=notes))
     return Path(out)
