@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from tiny import ToyTask, tiny_llama, tiny_t5
 
 from softprompt.core.config import PromptConfig
 from softprompt.core.prompt import SoftPrompt
@@ -16,7 +17,6 @@ from softprompt.evaluation.ensemble import (
 )
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.tasks.base import Example
-from tiny import ToyTask, tiny_llama, tiny_t5
 
 torch.set_num_threads(1)
 

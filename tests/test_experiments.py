@@ -4,6 +4,7 @@ import time
 
 import pytest
 import torch
+from tiny import ToyTask, tiny_llama, tiny_t5
 from typer.testing import CliRunner
 
 from softprompt.core.config import ConfigError, PromptConfig
@@ -12,12 +13,21 @@ from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.experiments import prompt_design as pd
-from softprompt.experiments.model_tuning import ModelTuningConfig, private_copy, tune_model
-from softprompt.experiments.report import ReportSettings, build_report, load_results, run_task, settings_from_hparams
+from softprompt.experiments.model_tuning import (
+    ModelTuningConfig,
+    private_copy,
+    tune_model,
+)
+from softprompt.experiments.report import (
+    ReportSettings,
+    build_report,
+    load_results,
+    run_task,
+    settings_from_hparams,
+)
 from softprompt.experiments.transfer import TRANSFER_PAIRS, evaluate_transfer
 from softprompt.tasks.base import Example
 from softprompt.tasks.registry import get_task
-from tiny import ToyTask, tiny_llama, tiny_t5
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::softprompt.tasks.readers.DataWarning")

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 from rich.console import Console
+from tiny import tiny_llama
 from typer.testing import CliRunner
 
 from softprompt.core.config import PromptConfig
@@ -11,8 +12,13 @@ from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, save_prompt
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.metrics import superglue_score
-from softprompt.evaluation.suite import find_prompts, run_suite, run_suite_command, suite_table, task_score
-from tiny import tiny_llama
+from softprompt.evaluation.suite import (
+    find_prompts,
+    run_suite,
+    run_suite_command,
+    suite_table,
+    task_score,
+)
 
 torch.set_num_threads(1)
 
@@ -40,7 +46,8 @@ def test_find_prompts_by_metadata_file_name_and_folder(lm, tmp_path):
     chosen, notes = find_prompts(tmp_path, "superglue")
     assert {t: p.path.name for t, p in chosen.items()} == {
         "cb": "anything.safetensors", "copa": "copa.safetensors", "rte": "prompt.safetensors", "wic": "wic-b.safetensors"}
-    assert any("wic-a" in n for n in notes) and any("broken" in n for n in notes)
+    assert any(n.startswith("wic: using wic-b.safetensors (it has the best") and "skipped wic-a" in n for n in notes)
+    assert any("broken" in n for n in notes)
     glue, _ = find_prompts(tmp_path, "glue")
     assert set(glue) == {"sst2", "rte"}
     with pytest.raises(SoftPromptError, match="unknown suite"):
@@ -81,7 +88,7 @@ def test_a_task_without_labels_is_an_error_row_not_a_crash(lm, tmp_path, data_di
 
 
 def test_suite_command_prints_table_and_writes_json(lm, tmp_path, data_dir, monkeypatch):
-    import softprompt.core.loading as loading
+    from softprompt.core import loading
 
     monkeypatch.setattr(loading, "load_model", lambda *a, **k: lm)
     _save(lm, tmp_path / "p" / "mrpc.safetensors", "mrpc")
@@ -99,8 +106,8 @@ def test_suite_command_prints_table_and_writes_json(lm, tmp_path, data_dir, monk
 
 
 def test_cli_eval_suite(lm, tmp_path, data_dir, monkeypatch):
-    import softprompt.core.loading as loading
     from softprompt.cli.main import app
+    from softprompt.core import loading
 
     monkeypatch.setattr(loading, "load_model", lambda *a, **k: lm)
     _save(lm, tmp_path / "cb.safetensors", "cb")

@@ -127,7 +127,10 @@ def prompt_design(
     json_out: Optional[Path] = typer.Option(None, "--json"),
 ) -> None:
     """Prompt design: score the task's hand-written prompt (zero- or k-shot), no training."""
-    from softprompt.experiments.prompt_design import evaluate_prompt_design, template_for
+    from softprompt.experiments.prompt_design import (
+        evaluate_prompt_design,
+        template_for,
+    )
 
     task_obj = _task(task, data_dir)
     template_for(task_obj)
@@ -202,7 +205,10 @@ def transfer(
 ) -> None:
     """Domain transfer: evaluate a prompt zero-shot on another task with the same format."""
     from softprompt.core.prompt_file import read_prompt
-    from softprompt.experiments.transfer import check_compatible_tasks, evaluate_transfer
+    from softprompt.experiments.transfer import (
+        check_compatible_tasks,
+        evaluate_transfer,
+    )
 
     if prefix not in ("source", "target", "none"):
         raise SoftPromptError(f"--prefix must be source, target or none, got {prefix!r}")
@@ -235,7 +241,11 @@ def report_run(
     """Run the report's methods on task(s); each result is saved to the results JSON at once."""
     import dataclasses
 
-    from softprompt.experiments.report import ReportSettings, run_task, settings_from_hparams
+    from softprompt.experiments.report import (
+        ReportSettings,
+        run_task,
+        settings_from_hparams,
+    )
 
     settings = settings_from_hparams()
     if settings_file is not None:

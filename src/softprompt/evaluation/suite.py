@@ -108,9 +108,11 @@ def find_prompts(prompt_dir: str | Path, suite: str) -> tuple[dict[str, FoundPro
             continue
         best = max(found, key=lambda f: (f.dev_metric is not None, f.dev_metric or 0.0, -found.index(f)))
         chosen[task] = best
-        for other in found:
-            if other is not best:
-                notes.append(f"{task}: skipped {other.path} (using {best.path}, the best recorded dev metric)")
+        others = [str(f.path.relative_to(root)) for f in found if f is not best]
+        if others:
+            why = ("it has the best recorded dev metric" if best.dev_metric is not None
+                   else "no dev metric recorded: the first in path order")
+            notes.append(f"{task}: using {best.path.relative_to(root)} ({why}); skipped {', '.join(others)}")
     return chosen, notes
 
 
@@ -209,8 +211,9 @@ def suite_table(result: SuiteResult):
     title = f"{name} ({result.split}) on {result.model}"
     table = Table(title=title)
     for col, justify in (("task", "left"), ("official metrics", "left"), ("score", "right"),
-                         ("examples", "right"), ("seconds", "right"), ("prompt", "left")):
-        table.add_column(col, justify=justify)
+                         ("examples", "right"), ("seconds", "right")):
+        table.add_column(col, justify=justify, no_wrap=col != "official metrics")
+    table.add_column("prompt", overflow="fold")
     official = suite_tasks(result.suite)
     for task, o in result.tasks.items():
         if o.error:

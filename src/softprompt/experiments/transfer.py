@@ -59,7 +59,7 @@ def _source_prefix(source: str | None, data_dir) -> str | None:
     """The prefix the source task renders its inputs with (None: it has no prefix)."""
     if not source:
         return None
-    from softprompt.tasks.registry import _import_builtin_tasks, _TASKS
+    from softprompt.tasks.registry import _TASKS, _import_builtin_tasks
 
     _import_builtin_tasks()
     cls = _TASKS.get(source.lower())
