@@ -156,6 +156,7 @@ def run_clients(client, concurrency: int) -> float:
         t.join()
     return time.perf_counter() - start
 
+
 def run_stream(name: str, scheduler: BatchScheduler, stream: list[Request], prompts, labels, concurrency: int,
                single_task: bool = False, max_new_tokens: int = 0) -> Result:
     """Closed-loop clients: each takes the next request of the stream, waits for its answer."""
