@@ -65,7 +65,7 @@ def test_model_tuning_sees_the_prompt_tuning_example_order_and_adafactor_works()
     res = tune_model(lm, task, task.load("train"), None, ModelTuningConfig(optimizer="adafactor", learning_rate=1e-3,
                      batch_size=4, max_steps=3), on_step=lambda s, loss: seen.append(loss))
     assert len(seen) == 3 and res.final_metrics is None and res.dev_examples == 0
-    from softprompt.core.trainer import ExampleStream
+    from softprompt.training.trainer import ExampleStream
 
     a, b = ExampleStream(task.load("train"), 0), ExampleStream(task.load("train"), 0)
     assert a.take(0, 8) == b.take(0, 8)
@@ -287,7 +287,7 @@ def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp
     examples for CB, RTE, COPA and MRPC; the hand-written prompt on the same examples; and
     model tuning for 2 steps on one task. The shared model stays frozen throughout."""
     from softprompt.core.config import TrainConfig
-    from softprompt.core.trainer import Trainer
+    from softprompt.training.trainer import Trainer
 
     start = time.perf_counter()
     weight = smollm2.model.model.layers[0].mlp.up_proj.weight.clone()

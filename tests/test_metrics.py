@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from softprompt.evaluation.metrics import (
+from softprompt.tasks.metrics import (
     accuracy,
     binary_f1,
     exact_match,

@@ -4,7 +4,7 @@ import torch
 
 import softprompt as sp
 from softprompt.core.prompt import SoftPrompt
-from softprompt.core.trainer import Trainer
+from softprompt.training.trainer import Trainer
 from softprompt.evaluation.neighbours import nearest_tokens
 
 pytestmark = pytest.mark.real_model

@@ -563,7 +563,7 @@ def test_restart_after_sigkill_during_real_upload(lm, prompts_dir, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from softprompt.core.prompt_file import atomic_write
+        from softprompt.fileio import atomic_write
         data = Path({str(tmp_path / 'new.bin')!r}).read_bytes()
         def write(tmp):
             with open(tmp, "wb") as f:

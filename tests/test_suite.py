@@ -11,7 +11,7 @@ from softprompt.core.config import PromptConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, save_prompt
 from softprompt.errors import SoftPromptError
-from softprompt.evaluation.metrics import superglue_score
+from softprompt.tasks.metrics import superglue_score
 from softprompt.evaluation.suite import (
     find_prompts,
     run_suite,

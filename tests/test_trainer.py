@@ -7,7 +7,7 @@ import torch
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
-from softprompt.core.trainer import Trainer
+from softprompt.training.trainer import Trainer
 from softprompt.errors import SoftPromptError
 from tiny import ToyTask, tiny_llama, tiny_t5
 

@@ -19,7 +19,7 @@ from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import SavedPrompt
-from softprompt.core.trainer import Trainer, TrainResult
+from softprompt.training.trainer import Trainer, TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.tasks.base import Example, Task
 

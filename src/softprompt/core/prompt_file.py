@@ -12,8 +12,6 @@ Prompts also export to / import from PEFT's prompt-tuning adapter folder
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from torch import Tensor
 
 from softprompt.core.model import PromptedLM
 from softprompt.errors import ModelMismatchError, PromptFileError
+from softprompt.fileio import atomic_write
 
 FORMAT_NAME = "softprompt"
 FORMAT_VERSION = "1"
@@ -105,23 +104,6 @@ def metadata_for(lm: PromptedLM, tensor: Tensor, **fields: Any) -> PromptMetadat
         prompt_length=tensor.shape[0],
         **fields,
     )
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename over `path`: readers see the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_prompt(path: str | Path, tensor: Tensor, metadata: PromptMetadata) -> Path:

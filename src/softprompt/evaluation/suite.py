@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 
 from softprompt.core.prompt_file import SavedPrompt, load_prompt, read_prompt
 from softprompt.errors import PromptFileError, SoftPromptError
-from softprompt.evaluation.metrics import SUPERGLUE_TASK_METRICS, superglue_task_score
+from softprompt.tasks.metrics import SUPERGLUE_TASK_METRICS, superglue_task_score
 
 GLUE_TASK_METRICS: dict[str, tuple[str, ...]] = {
     "sst2": ("accuracy",),

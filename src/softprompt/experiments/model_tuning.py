@@ -32,7 +32,7 @@ import torch
 
 from softprompt.core.config import ConfigError
 from softprompt.core.model import PromptedLM
-from softprompt.core.trainer import ExampleStream
+from softprompt.training.trainer import ExampleStream
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.tasks.base import Example, Task

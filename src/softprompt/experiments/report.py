@@ -37,8 +37,9 @@ import torch
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
-from softprompt.core.prompt_file import atomic_write, load_prompt
-from softprompt.core.trainer import Trainer
+from softprompt.core.prompt_file import load_prompt
+from softprompt.fileio import atomic_write
+from softprompt.training.trainer import Trainer
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.ensemble import evaluate_ensemble
 from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model

@@ -59,10 +59,9 @@ def _source_prefix(source: str | None, data_dir) -> str | None:
     """The prefix the source task renders its inputs with (None: it has no prefix)."""
     if not source:
         return None
-    from softprompt.tasks.registry import _TASKS, _import_builtin_tasks
+    from softprompt.tasks.registry import task_class
 
-    _import_builtin_tasks()
-    cls = _TASKS.get(source.lower())
+    cls = task_class(source)
     return getattr(cls, "prefix", None) if cls is not None else None
 
 

@@ -26,7 +26,8 @@ from typing import Any
 from torch import Tensor
 
 from softprompt.core.model import PromptedLM
-from softprompt.core.prompt_file import PromptMetadata, atomic_write, check_compatible, read_prompt
+from softprompt.core.prompt_file import PromptMetadata, check_compatible, read_prompt
+from softprompt.fileio import atomic_write
 from softprompt.errors import ModelMismatchError, PromptFileError
 from softprompt.serving.errors import PromptNotFound, PromptRejected, ServingError, TooLarge
 

@@ -30,7 +30,7 @@ import string
 from pathlib import Path
 from typing import Any, Sequence
 
-from softprompt.evaluation.metrics import accuracy, binary_f1, macro_f1, matthews_corr, squad_metrics
+from softprompt.tasks.metrics import accuracy, binary_f1, macro_f1, matthews_corr, squad_metrics
 from softprompt.tasks.base import DataError, Example, Split, Task
 from softprompt.tasks.readers import read_csv, read_jsonl
 

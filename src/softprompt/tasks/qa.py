@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
-from softprompt.evaluation.metrics import squad_metrics
+from softprompt.tasks.metrics import squad_metrics
 from softprompt.tasks.base import DataError, Example, Split, Task
 from softprompt.tasks.readers import field, read_jsonl, require_file, text_field
 from softprompt.tasks.registry import register_task

@@ -28,6 +28,12 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
+def task_class(name: str) -> type[Task] | None:
+    """The Task class registered under `name` (case-insensitive), or None."""
+    _import_builtin_tasks()
+    return _TASKS.get(name.lower())
+
+
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """--data-dir, else $SOFTPROMPT_DATA_DIR, else ../shared/data (the team's copy)."""
     if data_dir is not None:

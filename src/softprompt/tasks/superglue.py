@@ -26,7 +26,7 @@ import string
 from pathlib import Path
 from typing import Any, Sequence
 
-from softprompt.evaluation.metrics import (
+from softprompt.tasks.metrics import (
     accuracy,
     gender_parity,
     macro_f1,

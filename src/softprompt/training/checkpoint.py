@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from softprompt.core.prompt_file import atomic_write
+from softprompt.fileio import atomic_write
 from softprompt.errors import SoftPromptError
 
 CHECKPOINT_NAME = "checkpoint.pt"

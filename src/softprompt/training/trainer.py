@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from softprompt.core.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from softprompt.core.config import TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt

@@ -1,0 +1,1 @@
+"""Training: the prompt-tuning loop, its checkpoints and the training order of examples."""
