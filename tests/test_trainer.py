@@ -37,14 +37,19 @@ def test_training_changes_only_the_prompt_and_lowers_loss(make, tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["steps"] == 30
 
 
-def test_adafactor_default_is_the_papers():
+def test_adafactor_default_is_the_papers_with_the_lr_rule():
     from transformers.optimization import Adafactor
 
-    trainer = _trainer(tiny_llama(), "/tmp/unused-run")
+    from softprompt.training.defaults import LR_PER_EMBEDDING_STD, embedding_std
+
+    lm = tiny_llama()
+    trainer = _trainer(lm, "/tmp/unused-run")
     opt = trainer.optimizer
     assert isinstance(opt, Adafactor)
     group = opt.param_groups[0]
-    assert group["lr"] == 0.3 and group["weight_decay"] == 1e-5 and group["decay_rate"] == -0.8
+    assert group["lr"] == pytest.approx(LR_PER_EMBEDDING_STD * embedding_std(lm), rel=1e-2)
+    assert group["weight_decay"] == 1e-5
+    assert group["decay_rate"] == -0.8
     assert group["scale_parameter"] is False and group["relative_step"] is False and group["beta1"] is None
 
 

@@ -19,6 +19,7 @@ from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import SavedPrompt
+from softprompt.training.defaults import resolve_settings
 from softprompt.training.trainer import Trainer, TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.tasks.base import Example, Task
@@ -39,14 +40,15 @@ def train(
 ) -> TrainResult:
     """Prompt-tune on a task's train split with early stopping on its dev split
     (dev_split None: no evaluation, the last prompt is kept). `data` passes splits already
-    loaded by load_splits."""
-    prompt = prompt or PromptConfig()
-    config = config or TrainConfig()
-    lm.max_input_tokens = config.max_input_tokens
+    loaded by load_splits. Settings left None ("auto") are chosen for the model and device
+    (training.defaults) and recorded, with their sources, in the run's result.json."""
+    settings = resolve_settings(lm, prompt or PromptConfig(), config or TrainConfig())
+    lm.max_input_tokens = settings.train.max_input_tokens
     train_examples, dev_examples = data or load_splits(task, train_split, dev_split, max_train_examples)
-    soft = SoftPrompt.initialise(lm, prompt, task.label_words, seed=config.seed)
-    trainer = Trainer(lm, soft, task, train_examples, dev_examples, config, run_dir,
-                      init_name=prompt.init, show_progress=show_progress)
+    soft = SoftPrompt.initialise(lm, settings.prompt, task.label_words, seed=settings.train.seed)
+    recorded = {**settings.to_dict(), "model": lm.model_id, "device": str(lm.device), "task": task.name}
+    trainer = Trainer(lm, soft, task, train_examples, dev_examples, settings.train, run_dir,
+                      init_name=settings.prompt.init, show_progress=show_progress, settings=recorded)
     return trainer.train(resume=resume)
 
 

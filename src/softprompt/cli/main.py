@@ -54,18 +54,19 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: prompt.safetensors, checkpoint.pt, metrics.jsonl, result.json."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
-    prompt_length: int = typer.Option(100, "--prompt-length", "-p", help="Number of virtual tokens p (paper: 100)."),
+    prompt_length: Optional[int] = typer.Option(None, "--prompt-length", "-p", help="Number of virtual tokens p (default: 20 on a CPU, 100 on CUDA as in the paper)."),
     init: str = typer.Option("class-label", "--init", help=f"Initialisation: {', '.join(INIT_METHODS)}."),
     init_text: Optional[str] = typer.Option(None, "--init-text", help="String embedded by --init text."),
     init_file: Optional[Path] = typer.Option(None, "--init-file", help="Prompt file to start from (--init file)."),
     init_range: Optional[float] = typer.Option(None, "--init-range", help="random-uniform range r (default: matched to the vocabulary's spread; paper: 0.5)."),
     optimizer: str = typer.Option("adafactor", "--optimizer", help="adafactor (paper) or adam."),
-    lr: float = typer.Option(0.3, "--lr", help="Learning rate (paper: 0.3 with Adafactor)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: 0.2 x the model's embedding std, see reports/lr_rule.md; the paper's 0.3 suits T5's embeddings)."),
     weight_decay: float = typer.Option(1e-5, "--weight-decay"),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", help="Examples per micro-batch."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Examples per micro-batch (default: 8 on a CPU, 32 on CUDA)."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per update."),
-    steps: int = typer.Option(1000, "--steps", help="Optimizer updates."),
-    eval_every: int = typer.Option(100, "--eval-every", help="Evaluate on dev (and checkpoint) every N updates."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer updates (default: 300 on a CPU, 30,000 on CUDA)."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate on dev (and checkpoint) every N updates (default: 100 on a CPU, 1000 on CUDA)."),
+    eval_subset: Optional[int] = typer.Option(None, "--eval-subset", help="Evaluations during training use a seeded subset of N dev examples; the best prompt is then scored on the whole dev set (default: 200 on a CPU, all on CUDA)."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after N evaluations without dev improvement."),
     max_eval: Optional[int] = typer.Option(None, "--max-eval", help="Evaluate on the first N dev examples only."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Train on the first N training examples only."),
@@ -95,6 +96,7 @@ def train(
     train_cfg = TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
                             grad_accum_steps=grad_accum, max_steps=steps, eval_every=eval_every,
                             early_stopping_patience=patience, max_eval_examples=max_eval, seed=seed,
+                            intermediate_eval_examples=eval_subset,
                             max_input_tokens=max_input_tokens, checkpoint_every=checkpoint_every,
                             activation_checkpointing=activation_checkpointing)
     options = {"train_file": train_file} if train_file else {}
@@ -117,13 +119,25 @@ def _report(lm, task, result, load_seconds: float, n_rows: int) -> None:
     metric = task.primary_metric
     table = Table(title=f"softprompt: {task.name} on {lm.model_id}", show_header=False)
     before = (result.initial_metrics or {}).get(metric)
-    after = (result.best_metrics or {}).get(metric)
+    best = (result.best_metrics or {}).get(metric)
+    final = (result.final_metrics or {}).get(metric)
     table.add_row(f"dev {metric} before training", "-" if before is None else f"{before:.2f}")
-    table.add_row(f"dev {metric} after training (best)", "-" if after is None else f"{after:.2f} (step {result.best_step})")
+    if final is not None:
+        table.add_row(f"dev {metric} after training (best, whole dev set)", f"{final:.2f} (step {result.best_step})")
+        table.add_row("  on the dev subset used for selection", f"{best:.2f}")
+    else:
+        table.add_row(f"dev {metric} after training (best)", "-" if best is None else f"{best:.2f} (step {result.best_step})")
     table.add_row("updates", f"{result.steps}" + (" (early stop)" if result.stopped_early else ""))
+    train = (result.settings or {}).get("train", {})
+    sources = (result.settings or {}).get("sources", {})
+    if train:
+        table.add_row("settings", f"lr {train['learning_rate']:g} ({sources.get('learning_rate', 'user')}), "
+                      f"batch {train['batch_size']}, prompt length {saved.length}")
     table.add_row("training + eval time", f"{result.seconds:.1f} s (model load {load_seconds:.1f} s)")
     table.add_row("prompt", f"{saved.length} x {saved.tensor.shape[1]} = {saved.tensor.numel():,} parameters")
     table.add_row("prompt file", f"{result.prompt_path} ({result.prompt_path.stat().st_size / 1024:.1f} KiB)")
+    for warning in result.warnings or []:
+        table.add_row("warning", warning)
     for row, tokens in enumerate(nearest_tokens(lm, saved.tensor[:n_rows], k=5)):
         table.add_row(f"row {row} nearest tokens", ", ".join(repr(t) for t, _ in tokens))
     console.print(table)

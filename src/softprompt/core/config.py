@@ -25,6 +25,7 @@ class PromptConfig:
     """How to build the soft prompt P, a [length, embed] matrix.
 
     length:             p, the number of virtual tokens (paper default 100; ablations 1-150).
+                        None: chosen for the device (training.defaults: 20 on a CPU, 100 on CUDA).
     init:               random-uniform | sampled-vocab | class-label (paper default) | text | file.
     init_range:         random-uniform draws from [-r, r]. None ("auto") sets r so the rows'
                         standard deviation matches the vocabulary embeddings' (r = sqrt(3) *
@@ -35,7 +36,7 @@ class PromptConfig:
     init_file:          the prompt file the `file` init starts from.
     """
 
-    length: int = 100
+    length: int | None = None
     init: InitMethod = "class-label"
     init_range: float | None = None
     vocab_sample_size: int = 5000
@@ -43,7 +44,8 @@ class PromptConfig:
     init_file: str | None = None
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.length, int) and self.length >= 1, "length", f"must be a positive integer, got {self.length!r}")
+        _check(self.length is None or (isinstance(self.length, int) and self.length >= 1), "length",
+               f"must be a positive integer, got {self.length!r}")
         _check(self.init in INIT_METHODS, "init", f"must be one of {', '.join(INIT_METHODS)}, got {self.init!r}")
         _check(self.init_range is None or self.init_range > 0, "init_range", f"must be positive, got {self.init_range!r}")
         _check(self.vocab_sample_size >= 1, "vocab_sample_size", f"must be positive, got {self.vocab_sample_size!r}")
@@ -53,28 +55,36 @@ class PromptConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train the prompt. Defaults are the paper's: Adafactor, constant lr 0.3, weight
-    decay 1e-5, beta2 decay 0.8, no parameter scaling, batch 32, early stopping on dev.
+    """How to train the prompt. Fixed defaults are the paper's: Adafactor with a constant lr, weight
+    decay 1e-5, beta2 decay 0.8, no parameter scaling, early stopping on dev.
+
+    Settings left None are "auto", filled when the model is known (training.defaults):
+    learning_rate from the model's embedding scale (the paper's 0.3 was sized for T5's large
+    embeddings); batch_size, max_steps, eval_every and intermediate_eval_examples from the
+    device (a CPU gets a ~20-minute budget, CUDA the paper's).
 
     max_steps counts optimizer updates; one update sees batch_size * grad_accum_steps examples.
     eval_every / checkpoint_every are in updates; early_stopping_patience counts evaluations
-    without improvement of the dev metric (None: never stop early).
+    without improvement of the dev metric (None: never stop early). max_eval_examples caps the
+    dev set; intermediate_eval_examples scores the evaluations during training on a seeded
+    random subset of it, after which the best prompt is scored on the whole (capped) dev set.
     activation_checkpointing = n recomputes every n-th layer's activations in the backward
     pass (1: all layers, 2: half; 0: off): less memory for extra compute, same gradients.
     """
 
     optimizer: Literal["adafactor", "adam"] = "adafactor"
-    learning_rate: float = 0.3
+    learning_rate: float | None = None
     weight_decay: float = 1e-5
     adafactor_decay_rate: float = 0.8
     adam_betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = 32
+    batch_size: int | None = None
     grad_accum_steps: int = 1
-    max_steps: int = 1000
-    eval_every: int = 100
+    max_steps: int | None = None
+    eval_every: int | None = None
     checkpoint_every: int | None = None
     early_stopping_patience: int | None = None
     max_eval_examples: int | None = None
+    intermediate_eval_examples: int | None = None
     eval_batch_size: int = 32
     max_input_tokens: int = 256
     log_every: int = 10
@@ -84,20 +94,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.optimizer in ("adafactor", "adam"), "optimizer", f"must be adafactor or adam, got {self.optimizer!r}")
-        _check(self.learning_rate > 0, "learning_rate", f"must be positive, got {self.learning_rate!r}")
+        _check(self.learning_rate is None or self.learning_rate > 0, "learning_rate",
+               f"must be positive, got {self.learning_rate!r}")
         _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         _check(0 < self.adafactor_decay_rate <= 1, "adafactor_decay_rate", f"must be in (0, 1], got {self.adafactor_decay_rate!r}")
-        for name in ("batch_size", "grad_accum_steps", "max_steps", "eval_every", "eval_batch_size", "max_input_tokens", "log_every"):
+        for name in ("grad_accum_steps", "eval_batch_size", "max_input_tokens", "log_every"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
         _check(isinstance(self.activation_checkpointing, int) and self.activation_checkpointing >= 0,
                "activation_checkpointing", f"must be an integer >= 0, got {self.activation_checkpointing!r}")
-        for name in ("checkpoint_every", "early_stopping_patience", "max_eval_examples"):
+        for name in ("batch_size", "max_steps", "eval_every", "checkpoint_every", "early_stopping_patience",
+                     "max_eval_examples", "intermediate_eval_examples"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value >= 1), name, f"must be a positive integer or None, got {value!r}")
 
     @property
+    def is_resolved(self) -> bool:
+        """True once every "auto" setting has a value (training.defaults.resolve_settings)."""
+        return None not in (self.learning_rate, self.batch_size, self.max_steps, self.eval_every)
+
+    @property
     def effective_checkpoint_every(self) -> int:
+        assert self.eval_every is not None, "resolve the config first"
         return self.checkpoint_every or self.eval_every
 
     def to_dict(self) -> dict[str, Any]:

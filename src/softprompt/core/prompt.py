@@ -121,8 +121,14 @@ def initial_prompt(
     label_words: Sequence[str] | None = None,
     seed: int = 0,
 ) -> Tensor:
-    """Build the initial [length, embed] prompt for `lm` as `config.init` says."""
+    """Build the initial [length, embed] prompt for `lm` as `config.init` says.
+
+    config.length None ("auto") must have been resolved for the device first
+    (training.defaults.resolve_settings), except for the file init, which takes the file's length.
+    """
     generator = torch.Generator().manual_seed(seed)
+    if config.length is None and config.init != "file":
+        raise ConfigError("length: None (auto) is resolved by training.defaults.resolve_settings; give a length")
     if config.init == "random-uniform":
         return random_uniform(lm, config.length, config.init_range, generator, config.vocab_sample_size)
     if config.init == "sampled-vocab":
@@ -134,7 +140,7 @@ def initial_prompt(
     from softprompt.core.prompt_file import load_prompt  # file init
 
     saved = load_prompt(config.init_file, lm)
-    if saved.tensor.shape[0] != config.length:
+    if config.length is not None and saved.tensor.shape[0] != config.length:
         raise ConfigError(
             f"length: {config.length} does not match the {saved.tensor.shape[0]} rows of init file {config.init_file}"
         )

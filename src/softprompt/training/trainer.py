@@ -2,14 +2,16 @@
 
 Per update: `grad_accum_steps` micro-batches of `batch_size` examples, the text-to-text loss
 (mean target-token NLL), one optimizer step on P. Every `eval_every` updates the prompt is
-scored on dev; the best one is saved (prompt.safetensors) and a checkpoint is written, so a
-killed run resumes (`resume=True`) and finishes with the prompt an uninterrupted run makes.
+scored on dev (or on a seeded subset of it: `intermediate_eval_examples`); the best one is
+saved (prompt.safetensors) and a checkpoint is written, so a killed run resumes
+(`resume=True`) and finishes with the prompt an uninterrupted run makes. When the evaluations
+used a subset, the best prompt is finally scored on the whole dev set.
 
 Run folder:
     prompt.safetensors   the best prompt on dev (the last one when there is no dev set)
     checkpoint.pt        everything a resume needs (atomic)
     metrics.jsonl        one JSON object per log line: train loss, eval metrics
-    result.json          the summary of a finished run
+    result.json          the summary of a finished run, with every setting and its source
 """
 from __future__ import annotations
 
@@ -21,16 +23,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from softprompt.core.config import TrainConfig
+from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
-from softprompt.core.prompt_file import PromptMetadata, metadata_for, save_prompt
+from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
 from softprompt.errors import SoftPromptError
-from softprompt.evaluation.evaluator import evaluate
+from softprompt.evaluation.evaluator import EvalResult, evaluate
+from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
+from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from softprompt.training.defaults import resolve_settings
+from softprompt.training.loss_watch import LossWatch
 
 PROMPT_NAME = "prompt.safetensors"
 METRICS_NAME = "metrics.jsonl"
@@ -68,11 +72,25 @@ class TrainResult:
     initial_metrics: dict[str, float] | None
     best_metrics: dict[str, float] | None
     stopped_early: bool
+    # the best prompt on the whole dev set, when the evaluations during training used a subset
+    final_metrics: dict[str, float] | None = None
+    settings: dict | None = None
+    warnings: list[str] | None = None
 
     def to_dict(self) -> dict:
         d = self.__dict__.copy()
         d["run_dir"], d["prompt_path"] = str(self.run_dir), str(self.prompt_path)
         return d
+
+
+def _subset_index(n: int, size: int | None, seed: int) -> list[int]:
+    """Indices of a seeded random subset of `size` of n examples, in their original order (all
+    when size is None or covers them): evaluations on a subset that is not skewed the way a
+    file's first rows can be."""
+    if size is None or size >= n:
+        return list(range(n))
+    gen = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(n, generator=gen)[:size].tolist())
 
 
 class ExampleStream:
@@ -103,6 +121,8 @@ class Trainer:
     """Train `prompt` on `task` with the frozen `lm`.
 
     on_step(step, loss) is called after every update (tests use it to simulate a kill).
+    Settings left "auto" (None) in `config` are resolved for `lm` (training.defaults);
+    `settings` (what api.train resolved, with the source of each value) goes into result.json.
     """
 
     def __init__(
@@ -118,13 +138,21 @@ class Trainer:
         show_progress: bool = True,
         eval_at_start: bool = True,
         on_step: Callable[[int, float], None] | None = None,
+        settings: dict | None = None,
     ):
+        if not config.is_resolved:
+            resolved = resolve_settings(lm, PromptConfig(length=prompt.length), config)
+            config, settings = resolved.train, settings or resolved.to_dict()
+        assert config.max_steps is not None and config.eval_every is not None and config.batch_size is not None
         self.lm = lm
         self.prompt = prompt
         self.task = task
         self.train_examples = list(train_examples)
         self.dev_examples = list(dev_examples or [])[: config.max_eval_examples]
+        self.eval_index = _subset_index(len(self.dev_examples), config.intermediate_eval_examples, config.seed)
+        self.eval_examples = [self.dev_examples[i] for i in self.eval_index]
         self.config = config
+        self.settings = settings or {"train": config.to_dict()}
         self.run_dir = Path(run_dir)
         self.init_name = init_name
         self.show_progress = show_progress
@@ -135,7 +163,11 @@ class Trainer:
         self.state = TrainState()
         self.initial_metrics: dict[str, float] | None = None
         self.best_metrics: dict[str, float] | None = None
+        self.final_metrics: dict[str, float] | None = None
+        self.loss_watch = LossWatch(config.learning_rate or 0.0, config.max_steps)
+        self.warnings: list[str] = []
         self._add_eos = task.kind == "generation"
+        self._reporter: ProgressReporter | None = None
 
     # ---------------------------------------------------------------- helpers
     def _log(self, record: dict) -> None:
@@ -183,14 +215,39 @@ class Trainer:
             for ln in kept:
                 rec = json.loads(ln)
                 if rec.get("event") == "eval" and rec.get("step") == 0:
-                    self.initial_metrics = rec["metrics"]
+                    self.initial_metrics = rec.get("full_metrics", rec["metrics"])
                 if rec.get("event") == "eval" and rec.get("step") == self.state.best_step:
                     self.best_metrics = rec["metrics"]
+                if rec.get("event") == "train":
+                    self.loss_watch.blocks.append(rec["loss"])
+                if rec.get("event") == "warning":
+                    self.loss_watch.warned.add(rec["kind"])
+                    self.warnings.append(rec["message"])
+
+    def _score(self, prompt: torch.Tensor, examples: Sequence[Example], label: str) -> EvalResult:
+        """Evaluate with progress shown (a bar on a terminal, plain lines in a log)."""
+        if self._reporter is not None:
+            reporter = self._reporter.child(label, len(examples), "examples")
+        else:
+            reporter = ProgressReporter(label, len(examples), unit="examples", enabled=self.show_progress)
+        with reporter:
+            return evaluate(self.lm, self.task, examples, prompt, self.config.eval_batch_size,
+                            progress=reporter.advance)
 
     def _evaluate(self) -> dict[str, float]:
-        was = self.prompt.weight.requires_grad
-        result = evaluate(self.lm, self.task, self.dev_examples, self.prompt.weight.detach(), self.config.eval_batch_size)
-        self.prompt.weight.requires_grad_(was)
+        """Score the prompt for model selection (on the subset); at step 0 on the whole dev set,
+        so the "before training" figure is comparable with the final one."""
+        full_metrics = None
+        on_subset = len(self.eval_examples) < len(self.dev_examples)
+        if self.state.step == 0 and on_subset:
+            full = self._score(self.prompt.weight.detach(), self.dev_examples, "eval step 0 (whole dev set)")
+            full_metrics = full.metrics
+            predictions = [full.predictions[i] for i in self.eval_index]
+            result = EvalResult(self.task.compute_metrics(predictions, self.eval_examples), predictions,
+                                seconds=full.seconds)
+        else:
+            label = f"eval step {self.state.step}" + (f" ({len(self.eval_examples)} dev examples)" if on_subset else "")
+            result = self._score(self.prompt.weight.detach(), self.eval_examples, label)
         metric = result.metrics[self.task.primary_metric]
         improved = self.state.best_metric is None or metric > self.state.best_metric
         if improved:
@@ -200,9 +257,31 @@ class Trainer:
             self._save_prompt()
         else:
             self.state.evals_without_improvement += 1
-        self._log({"event": "eval", "step": self.state.step, "metrics": result.metrics,
-                   "improved": improved, "seconds": round(result.seconds, 3)})
-        return result.metrics
+        record = {"event": "eval", "step": self.state.step, "metrics": result.metrics,
+                  "examples": len(self.eval_examples), "improved": improved, "seconds": round(result.seconds, 3)}
+        if full_metrics is not None:
+            record.update(full_metrics=full_metrics, full_examples=len(self.dev_examples))
+        self._log(record)
+        return full_metrics or result.metrics
+
+    def _final_evaluation(self) -> None:
+        """Score the best prompt on the whole dev set when the evaluations used a subset."""
+        if len(self.eval_examples) == len(self.dev_examples) or not (self.run_dir / PROMPT_NAME).exists():
+            return
+        best = read_prompt(self.run_dir / PROMPT_NAME).tensor.to(self.lm.device)
+        result = self._score(best, self.dev_examples, "final eval (whole dev set)")
+        self.final_metrics = result.metrics
+        self._log({"event": "final_eval", "step": self.state.step, "best_step": self.state.best_step,
+                   "metrics": result.metrics, "examples": len(self.dev_examples),
+                   "seconds": round(result.seconds, 3)})
+
+    def _watch_loss(self, block_loss: float) -> None:
+        warning = self.loss_watch.observe(self.state.step, block_loss)
+        if warning is not None:
+            self.warnings.append(warning.message)
+            self._log(warning.to_dict())
+            if self._reporter is not None:
+                self._reporter.note(warning.message)
 
     # ---------------------------------------------------------------- main loop
     def train(self, resume: bool = False) -> TrainResult:
@@ -221,13 +300,9 @@ class Trainer:
             self._checkpoint()
 
         per_update = cfg.batch_size * cfg.grad_accum_steps
-        progress = Progress(
-            TextColumn("[bold]train[/]"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            disable=not self.show_progress, transient=False,
-        )
-        with progress:
-            bar = progress.add_task("train", total=cfg.max_steps, completed=self.state.step, loss="-")
+        reporter = ProgressReporter("train", cfg.max_steps, completed=self.state.step, enabled=self.show_progress)
+        self._reporter = reporter
+        with reporter:
             running_loss, running_n = 0.0, 0
             while self.state.step < cfg.max_steps and not self.state.stopped_early:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -241,17 +316,21 @@ class Trainer:
                     loss.backward()
                     step_loss += loss.item()
                 if not math.isfinite(step_loss):
-                    raise SoftPromptError(f"loss became {step_loss} at step {self.state.step + 1}; lower the learning rate")
+                    raise SoftPromptError(
+                        f"loss became {step_loss} at step {self.state.step + 1}: the learning rate "
+                        f"{cfg.learning_rate:g} is too large for this model; try --lr {cfg.learning_rate / 3:.3g}")
                 self.optimizer.step()
                 self.state.step += 1
                 running_loss += step_loss
                 running_n += 1
-                progress.update(bar, advance=1, loss=f"{step_loss:.4f}")
+                reporter.advance(1, loss=step_loss)
                 if self.on_step is not None:
                     self.on_step(self.state.step, step_loss)
                 if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
-                    self._log({"event": "train", "step": self.state.step, "loss": running_loss / running_n,
+                    block_loss = running_loss / running_n
+                    self._log({"event": "train", "step": self.state.step, "loss": block_loss,
                                "elapsed": round(time.perf_counter() - start_time, 3)})
+                    self._watch_loss(block_loss)
                     running_loss, running_n = 0.0, 0
                 at_eval = self.state.step % cfg.eval_every == 0 or self.state.step == cfg.max_steps
                 if has_dev and at_eval:
@@ -263,6 +342,9 @@ class Trainer:
                     if not has_dev:
                         self._save_prompt()
                     self._checkpoint()
+        self._reporter = None
+        if has_dev:
+            self._final_evaluation()
 
         seconds = time.perf_counter() - start_time
         self.lm.set_activation_checkpointing(0)
@@ -272,7 +354,8 @@ class Trainer:
             run_dir=self.run_dir, prompt_path=self.run_dir / PROMPT_NAME, steps=self.state.step,
             seconds=seconds, best_metric=self.state.best_metric, best_step=self.state.best_step,
             initial_metrics=self.initial_metrics, best_metrics=self.best_metrics,
-            stopped_early=self.state.stopped_early,
+            stopped_early=self.state.stopped_early, final_metrics=self.final_metrics,
+            settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
         )
         (self.run_dir / RESULT_NAME).write_text(json.dumps(result.to_dict(), indent=2))
         return result

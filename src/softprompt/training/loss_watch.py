@@ -1,0 +1,64 @@
+"""Watch the training loss and say what to change when it diverges or does not move.
+
+The loss is seen as the mean of each logging block (TrainConfig.log_every updates). Two
+symptoms, each warned about once per run:
+
+* diverging: a block's mean is more than `rise_factor` times the lowest block mean so far
+  (after the first few blocks): the learning rate is too large for this model.
+* flat: after a third of the run (at least `min_updates_flat` updates) no block has gone more
+  than `flat_tolerance` below the first block (and the loss is not diverging): the learning
+  rate is too small, or the task's format gives the model no place to answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LossWarning:
+    step: int
+    kind: str  # "diverging" | "flat"
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"event": "warning", "step": self.step, "kind": self.kind, "message": self.message}
+
+
+@dataclass
+class LossWatch:
+    learning_rate: float
+    max_steps: int
+    rise_factor: float = 1.5
+    flat_tolerance: float = 0.02
+    min_blocks_diverging: int = 3
+    min_updates_flat: int = 30
+    blocks: list[float] = field(default_factory=list)
+    warned: set[str] = field(default_factory=set)
+
+    def observe(self, step: int, block_loss: float) -> LossWarning | None:
+        """Record one block's mean loss; return a warning the first time a symptom shows."""
+        self.blocks.append(block_loss)
+        lowest = min(self.blocks[:-1], default=block_loss)
+        if ("diverging" not in self.warned and len(self.blocks) >= self.min_blocks_diverging
+                and block_loss > self.rise_factor * lowest):
+            self.warned.add("diverging")
+            return LossWarning(step, "diverging", (
+                f"warning: the training loss is rising (lowest block {lowest:.3f}, now {block_loss:.3f} at step "
+                f"{step}): the learning rate {self.learning_rate:g} is too large for this model; "
+                f"try --lr {self.learning_rate / 3:.3g}"))
+        first = self.blocks[0]
+        if (not self.warned and step >= max(self.min_updates_flat, self.max_steps // 3)
+                and first > 0.05 and min(self.blocks) >= (1 - self.flat_tolerance) * first):
+            self.warned.add("flat")
+            return LossWarning(step, "flat", (
+                f"warning: the training loss has not gone down in {step} updates ({first:.3f} -> {block_loss:.3f}): "
+                f"try a larger learning rate (--lr {self.learning_rate * 3:.3g}, now {self.learning_rate:g}) or "
+                "a task format that ends in an answer cue (--format natural)"))
+        return None
+
+    def state(self) -> dict:
+        return {"blocks": list(self.blocks), "warned": sorted(self.warned)}
+
+    def load_state(self, state: dict) -> None:
+        self.blocks = list(state.get("blocks", []))
+        self.warned = set(state.get("warned", []))

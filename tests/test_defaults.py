@@ -1,0 +1,158 @@
+"""Defaults that fit the model and device: the lr rule, the CPU profile, dev subsets, loss warnings."""
+import json
+
+import pytest
+import torch
+
+from softprompt.api import train as api_train
+from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
+from softprompt.core.prompt import SoftPrompt
+from softprompt.core.prompt_file import read_prompt
+from softprompt.evaluation.evaluator import evaluate
+from softprompt.training.defaults import (
+    CPU_PROFILE,
+    LR_PER_EMBEDDING_STD,
+    embedding_std,
+    resolve_settings,
+)
+from softprompt.training.loss_watch import LossWatch
+from softprompt.training.trainer import Trainer
+from tiny import ToyTask, tiny_gemma3, tiny_llama
+
+
+def test_embedding_std_is_measured_as_the_model_reads_embeddings():
+    lm = tiny_gemma3()  # Gemma multiplies token embeddings by sqrt(hidden) inside its module
+    ids = torch.tensor(lm.common_token_ids(5000))
+    raw = lm.input_embeddings.weight[ids].std().item()
+    assert embedding_std(lm) == pytest.approx(raw * lm.hidden_size ** 0.5, rel=1e-3)
+
+
+def test_auto_settings_come_from_the_cpu_profile_and_the_lr_rule():
+    lm = tiny_llama()
+    resolved = resolve_settings(lm, PromptConfig(), TrainConfig())
+    assert resolved.prompt.length == CPU_PROFILE.prompt_length
+    assert resolved.train.batch_size == CPU_PROFILE.batch_size
+    assert resolved.train.max_steps == CPU_PROFILE.max_steps
+    assert resolved.train.eval_every == CPU_PROFILE.eval_every
+    assert resolved.train.intermediate_eval_examples == CPU_PROFILE.intermediate_eval_examples
+    assert resolved.train.learning_rate == pytest.approx(LR_PER_EMBEDDING_STD * embedding_std(lm), rel=1e-2)
+    assert resolved.sources["batch_size"] == "cpu profile"
+    assert resolved.sources["learning_rate"].startswith("rule: ")
+    assert resolved.train.is_resolved
+
+
+def test_user_settings_win_and_are_marked_as_such():
+    resolved = resolve_settings(tiny_llama(), PromptConfig(length=7),
+                                TrainConfig(learning_rate=0.5, batch_size=3, max_steps=40, eval_every=10))
+    assert (resolved.prompt.length, resolved.train.learning_rate, resolved.train.batch_size) == (7, 0.5, 3)
+    assert resolved.train.max_steps == 40
+    assert {resolved.sources[k] for k in ("length", "learning_rate", "batch_size", "max_steps")} == {"user"}
+
+
+def test_unresolved_prompt_length_is_a_config_error():
+    with pytest.raises(ConfigError, match="length"):
+        SoftPrompt.initialise(tiny_llama(), PromptConfig(), ("negative", "positive"))
+
+
+def _subset_trainer(run_dir, on_step=None, **cfg):
+    lm = tiny_llama()
+    task = ToyTask()
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
+    config = TrainConfig(batch_size=4, max_steps=12, eval_every=4, log_every=2, optimizer="adam",
+                         learning_rate=0.05, intermediate_eval_examples=5, **cfg)
+    return lm, task, Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir,
+                             show_progress=False, on_step=on_step)
+
+
+def test_evaluations_use_the_subset_and_the_best_prompt_is_scored_on_the_whole_dev_set(tmp_path):
+    lm, task, trainer = _subset_trainer(tmp_path)
+    result = trainer.train()
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in log if r["event"] == "eval"]
+    assert [r["examples"] for r in evals] == [5, 5, 5, 5]
+    assert evals[0]["full_examples"] == 12  # "before training" is measured on the whole dev set
+    assert result.initial_metrics == evals[0]["full_metrics"]
+    final = [r for r in log if r["event"] == "final_eval"]
+    assert len(final) == 1
+    assert final[0]["examples"] == 12
+    best = read_prompt(result.prompt_path).tensor
+    independent = evaluate(lm, task, task.load("dev"), best)
+    assert result.final_metrics == independent.metrics
+
+
+def test_result_json_records_every_setting_and_its_source(tmp_path):
+    lm = tiny_llama()
+    task = ToyTask()
+    api_train(lm, task, tmp_path, PromptConfig(length=3, init="sampled-vocab"),
+              TrainConfig(max_steps=4, eval_every=2), show_progress=False)
+    recorded = json.loads((tmp_path / "result.json").read_text())["settings"]
+    assert recorded["train"]["learning_rate"] == pytest.approx(LR_PER_EMBEDDING_STD * embedding_std(lm), rel=1e-2)
+    assert recorded["train"]["batch_size"] == CPU_PROFILE.batch_size
+    assert recorded["sources"]["batch_size"] == "cpu profile"
+    assert recorded["sources"]["max_steps"] == "user"
+    assert recorded["prompt"]["length"] == 3
+    assert recorded["model"] == "tiny-llama"
+    assert recorded["device"] == "cpu"
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_with_a_dev_subset_equals_an_uninterrupted_run(tmp_path):
+    full = _subset_trainer(tmp_path / "full")[2].train()
+
+    def kill(step, loss):
+        if step == 6:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _subset_trainer(tmp_path / "killed", on_step=kill)[2].train()
+    resumed = _subset_trainer(tmp_path / "killed")[2].train(resume=True)
+    assert torch.equal(read_prompt(resumed.prompt_path).tensor, read_prompt(full.prompt_path).tensor)
+    assert resumed.final_metrics == full.final_metrics
+    assert resumed.initial_metrics == full.initial_metrics
+
+
+def test_loss_watch_warns_once_about_a_rising_loss_naming_a_smaller_lr():
+    watch = LossWatch(learning_rate=0.3, max_steps=100)
+    warnings = [watch.observe(step, loss) for step, loss in zip(range(10, 70, 10), [2.0, 1.0, 0.9, 1.6, 3.0, 4.0])]
+    fired = [w for w in warnings if w is not None]
+    assert len(fired) == 1
+    assert fired[0].kind == "diverging"
+    assert fired[0].step == 40  # 1.6 > 1.5 x the lowest block so far (0.9)
+    assert "--lr 0.1" in fired[0].message
+
+
+def test_loss_watch_warns_about_a_flat_loss_and_not_about_a_falling_one():
+    flat = LossWatch(learning_rate=0.01, max_steps=90)
+    fired = [w for w in (flat.observe(s, 1.0) for s in range(10, 100, 10)) if w is not None]
+    assert [w.kind for w in fired] == ["flat"]
+    assert fired[0].step == 30  # a third of the run
+    assert "--lr 0.03" in fired[0].message
+    falling = LossWatch(learning_rate=0.01, max_steps=90)
+    assert all(falling.observe(s, 1.0 / s) is None for s in range(10, 100, 10))
+
+
+def test_a_flat_run_records_the_warning(tmp_path):
+    lm = tiny_llama()
+    task = ToyTask()
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
+    config = TrainConfig(batch_size=12, max_steps=30, eval_every=30, log_every=5, learning_rate=1e-9)
+    result = Trainer(lm, prompt, task, task.load("train"), None, config, tmp_path, show_progress=False).train()
+    assert len(result.warnings) == 1
+    assert "has not gone down" in result.warnings[0]
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in log if r["event"] == "warning"] == ["flat"]
+
+
+def test_training_without_a_terminal_prints_plain_progress_lines(tmp_path, capsys):
+    lm = tiny_llama()
+    task = ToyTask()
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
+    config = TrainConfig(batch_size=4, max_steps=8, eval_every=4, learning_rate=0.01)
+    Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, tmp_path, show_progress=True).train()
+    err = capsys.readouterr().err
+    assert "[train] 8/8 steps (100%) loss " in err
+    assert "| eta 0s" in err
+    assert "[eval step 0] 12/12 examples (100%)" in err
