@@ -22,6 +22,7 @@ from softprompt.core.prompt_file import SavedPrompt
 from softprompt.training.defaults import resolve_settings
 from softprompt.training.trainer import Trainer, TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
+from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
 
 
@@ -66,10 +67,15 @@ def evaluate_prompt(
     split: str = "dev",
     batch_size: int = 32,
     max_examples: int | None = None,
+    show_progress: bool = False,
 ) -> EvalResult:
-    """Score a saved prompt (or no prompt) on one split of a task."""
+    """Score a saved prompt (or no prompt) on one split of a task (show_progress: a bar on a
+    terminal, plain lines every 30 s otherwise)."""
     examples = task.load(split)[:max_examples]
-    return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size)
+    with ProgressReporter(f"eval {task.name}/{split}", len(examples), unit="examples",
+                          enabled=show_progress) as reporter:
+        return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size,
+                        progress=reporter.advance)
 
 
 def classify(

@@ -76,7 +76,7 @@ def train(
     activation_checkpointing: int = typer.Option(0, "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: ~20 min; CUDA: the paper's).",
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
     train_split: str = typer.Option("train", "--train-split", help="Split to train on (e.g. fewglue32-train)."),
     dev_split: str = typer.Option("dev", "--dev-split", help="Split for evaluation and early stopping; 'none' to skip."),
@@ -156,6 +156,7 @@ def eval_command(
     suite: Optional[str] = typer.Option(None, "--suite", help="Evaluate every prompt in a folder on a suite (e.g. superglue)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Evaluate a prompt on a task split by the task's official metric."""
     from softprompt.api import evaluate_prompt
@@ -175,7 +176,7 @@ def eval_command(
     task_obj = _task(task_name, data_dir)
     lm = _load(model or (saved_meta.metadata.model_id if saved_meta else DEFAULT_MODEL), device)
     saved = load_prompt(prompt, lm) if prompt is not None else None
-    result = evaluate_prompt(lm, task_obj, saved, split, batch_size, max_examples)
+    result = evaluate_prompt(lm, task_obj, saved, split, batch_size, max_examples, show_progress=not quiet)
     table = Table(title=f"{task_obj.name} / {split} ({len(result.predictions)} examples, {result.seconds:.1f} s)")
     table.add_column("metric")
     table.add_column("value", justify="right")
