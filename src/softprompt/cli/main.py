@@ -76,7 +76,7 @@ def train(
     activation_checkpointing: int = typer.Option(0, "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: ~20 min; CUDA: the paper's).",
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: ~20 min; CUDA: the paper's)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
     train_split: str = typer.Option("train", "--train-split", help="Split to train on (e.g. fewglue32-train)."),
     dev_split: str = typer.Option("dev", "--dev-split", help="Split for evaluation and early stopping; 'none' to skip."),
