@@ -46,7 +46,13 @@ def trained(model_dir, data_dir, tmp_path_factory):
 def test_train_writes_run_folder_and_report(trained):
     assert {"prompt.safetensors", "checkpoint.pt", "metrics.jsonl", "result.json"} <= {p.name for p in trained.iterdir()}
     result = json.loads((trained / "result.json").read_text())
-    assert result["steps"] == 2 and result["initial_metrics"] is not None
+    assert result["steps"] == 2
+    assert result["initial_metrics"] is not None
+    assert result["run"]["command"].startswith("softprompt train --task sst2 ")
+    assert result["run"]["model_load_seconds"] >= 0
+    # the flags given are marked as the user's; the learning rate came from the rule
+    assert result["settings"]["sources"]["batch_size"] == "user"
+    assert result["settings"]["sources"]["learning_rate"].startswith("rule: ")
 
 
 def test_eval_predict_inspect(trained, model_dir, data_dir, monkeypatch, capsys, tmp_path):

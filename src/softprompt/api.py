@@ -38,10 +38,12 @@ def train(
     train_split: str = "train",
     dev_split: str | None = "dev",
     data: tuple[list[Example], list[Example]] | None = None,
+    run_info: dict | None = None,
 ) -> TrainResult:
     """Prompt-tune on a task's train split with early stopping on its dev split
     (dev_split None: no evaluation, the last prompt is kept). `data` passes splits already
-    loaded by load_splits. Settings left None ("auto") are chosen for the model and device
+    loaded by load_splits; `run_info` (how the run was started) is recorded in result.json.
+    Settings left None ("auto") are chosen for the model and device
     (training.defaults) and recorded, with their sources, in the run's result.json."""
     settings = resolve_settings(lm, prompt or PromptConfig(), config or TrainConfig())
     lm.max_input_tokens = settings.train.max_input_tokens
@@ -49,7 +51,8 @@ def train(
     soft = SoftPrompt.initialise(lm, settings.prompt, task.label_words, seed=settings.train.seed)
     recorded = {**settings.to_dict(), "model": lm.model_id, "device": str(lm.device), "task": task.name}
     trainer = Trainer(lm, soft, task, train_examples, dev_examples, settings.train, run_dir,
-                      init_name=settings.prompt.init, show_progress=show_progress, settings=recorded)
+                      init_name=settings.prompt.init, show_progress=show_progress, settings=recorded,
+                      run_info=run_info)
     return trainer.train(resume=resume)
 
 

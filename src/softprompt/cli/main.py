@@ -106,8 +106,9 @@ def train(
     start = time.perf_counter()
     lm = _load(model, device, max_input_tokens)
     load_seconds = time.perf_counter() - start
+    run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "model_load_seconds": round(load_seconds, 1)}
     result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume, show_progress=not quiet,
-                          data=data)
+                          data=data, run_info=run_info)
     _report(lm, task_obj, result, load_seconds, neighbours)
 
 

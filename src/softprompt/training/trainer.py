@@ -30,6 +30,7 @@ from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import EvalResult, evaluate
+from softprompt.fileio import atomic_write
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
 from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
@@ -76,6 +77,7 @@ class TrainResult:
     final_metrics: dict[str, float] | None = None
     settings: dict | None = None
     warnings: list[str] | None = None
+    run: dict | None = None  # how the run was started (command, model load time), from the caller
 
     def to_dict(self) -> dict:
         d = self.__dict__.copy()
@@ -139,6 +141,7 @@ class Trainer:
         eval_at_start: bool = True,
         on_step: Callable[[int, float], None] | None = None,
         settings: dict | None = None,
+        run_info: dict | None = None,
     ):
         if not config.is_resolved:
             resolved = resolve_settings(lm, PromptConfig(length=prompt.length), config)
@@ -153,6 +156,7 @@ class Trainer:
         self.eval_examples = [self.dev_examples[i] for i in self.eval_index]
         self.config = config
         self.settings = settings or {"train": config.to_dict()}
+        self.run_info = run_info
         self.run_dir = Path(run_dir)
         self.init_name = init_name
         self.show_progress = show_progress
@@ -356,6 +360,8 @@ class Trainer:
             initial_metrics=self.initial_metrics, best_metrics=self.best_metrics,
             stopped_early=self.state.stopped_early, final_metrics=self.final_metrics,
             settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
+            run=self.run_info,
         )
-        (self.run_dir / RESULT_NAME).write_text(json.dumps(result.to_dict(), indent=2))
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        atomic_write(self.run_dir / RESULT_NAME, lambda tmp: Path(tmp).write_text(text))
         return result
