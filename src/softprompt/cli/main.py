@@ -86,7 +86,9 @@ def train(
 ) -> None:
     """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
     from softprompt.api import load_splits, train as run_training
+    from softprompt.environment import machine_info, utc_now
 
+    started = utc_now()
     if resume and not (out / "checkpoint.pt").exists():
         raise SoftPromptError(f"--resume: no checkpoint in {out}")
     if not resume and not overwrite and (out / "checkpoint.pt").exists():
@@ -106,7 +108,8 @@ def train(
     start = time.perf_counter()
     lm = _load(model, device, max_input_tokens)
     load_seconds = time.perf_counter() - start
-    run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "model_load_seconds": round(load_seconds, 1)}
+    run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "started": started,
+                "model_load_seconds": round(load_seconds, 1), "machine": machine_info()}
     result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume, show_progress=not quiet,
                           data=data, run_info=run_info)
     _report(lm, task_obj, result, load_seconds, neighbours)
