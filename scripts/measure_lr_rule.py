@@ -18,6 +18,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from datetime import date
@@ -48,14 +49,14 @@ def run(model: str, multiples: list[float], steps: int, held_out: int, data_dir:
         prompt = SoftPrompt.initialise(lm, PromptConfig(length=20, init="class-label"), task.label_words, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = Trainer(lm, prompt, task, train, test, config, tmp, init_name="class-label",
-                             show_progress=False).train()
+            Trainer(lm, prompt, task, train, test, config, tmp, init_name="class-label",
+                    show_progress=False).train()
             seconds = time.perf_counter() - start
             log = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
         losses = [r["loss"] for r in log if r["event"] == "train"]
         evals = [r for r in log if r["event"] == "eval"]
         record = {
-            "model": model, "embedding_std": round(std, 5), "multiple": multiple, "learning_rate": lr,
+            "model": model, "embedding_std": round(std, 5), "multiple": multiple, "seed": seed, "learning_rate": lr,
             "steps": steps, "held_out_accuracy_before": evals[0]["metrics"]["accuracy"],
             "held_out_accuracy_after": evals[-1]["metrics"]["accuracy"],
             "loss_first_5_updates": losses[0], "loss_last_10_updates": statistics.mean(losses[-2:]),
@@ -78,13 +79,13 @@ def write_table(records: list[dict], meta: dict, path: Path) -> None:
         "from training; dev is never used). lr = multiple x embedding std; loss = mean train loss of a "
         "block of 5 updates.",
         "",
-        "| model | embedding std | multiple | lr | held-out acc. before | after | loss first block | "
+        "| model | embedding std | multiple | seed | lr | held-out acc. before | after | loss first block | "
         "loss last 10 updates | worst block |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in records:
+    for r in sorted(records, key=lambda r: (r["model"], r["multiple"], r.get("seed", 0))):
         lines.append(
-            f"| {r['model']} | {r['embedding_std']:.4f} | {r['multiple']} | {r['learning_rate']:.4g} | "
+            f"| {r['model']} | {r['embedding_std']:.4f} | {r['multiple']} | {r.get('seed', 0)} | {r['learning_rate']:.4g} | "
             f"{r['held_out_accuracy_before']:.1f} | {r['held_out_accuracy_after']:.1f} | "
             f"{r['loss_first_5_updates']:.3f} | {r['loss_last_10_updates']:.3f} | {r['loss_max_block']:.3f} |"
         )
@@ -100,17 +101,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(ROOT / "reports" / "lr_rule"))
+    parser.add_argument("--append", action="store_true",
+                        help="Add these runs to the existing record (same model, multiple and seed: replaced).")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     records = [r for m in args.models for r in run(m, args.multiples, args.steps, args.held_out, args.data_dir,
                                                     args.seed)]
+    out = Path(args.out)
+    command = "python scripts/measure_lr_rule.py"
+    if args.append and out.with_suffix(".json").is_file():
+        old = json.loads(out.with_suffix(".json").read_text())
+        key = lambda r: (r["model"], r["multiple"], r.get("seed", 0))  # noqa: E731
+        new_keys = {key(r) for r in records}
+        records = [r for r in old["runs"] if key(r) not in new_keys] + records
+        command = old["meta"]["command"] + "; " + " ".join(["python scripts/measure_lr_rule.py", *sys.argv[1:]])
     meta = {
-        "command": "python scripts/measure_lr_rule.py",
+        "command": command,
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-        "steps": args.steps, "held_out": args.held_out, "multiples": args.multiples,
+        "steps": args.steps, "held_out": args.held_out,
     }
-    out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": records}, indent=2) + "\n")
     write_table(records, meta, out.with_suffix(".md"))
 

@@ -310,3 +310,41 @@ def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp
     assert torch.equal(smollm2.model.model.layers[0].mlp.up_proj.weight, weight)
     assert all(not p.requires_grad for p in smollm2.model.parameters()) and not smollm2.model.training
     assert time.perf_counter() - start < 300
+
+
+def test_defaults_method_and_summary_report_on_a_tiny_model(tmp_path, data_dir, monkeypatch):
+    from softprompt.experiments.report import TARGET_MARGIN, build_summary, summary_rows
+
+    lm = tiny_llama()
+    task = get_task("cb", data_dir)
+    settings = ReportSettings(model="tiny", max_dev=6, eval_batch_size=4, max_input_tokens=32,
+                              train_split_per_task={"cb": "dev"})
+    results = tmp_path / "results.json"
+    # a tiny budget: the defaults method takes the library's auto settings, so shrink the run via the profile
+    import softprompt.training.defaults as defaults
+
+    tiny_profile = defaults.DeviceProfile("cpu", prompt_length=2, batch_size=2, max_steps=2, eval_every=1,
+                                          intermediate_eval_examples=3)
+    monkeypatch.setattr(defaults, "CPU_PROFILE", tiny_profile)
+    run_task(lm, task, settings, ["majority", "design", "defaults"], results, tmp_path / "runs",
+             command="cmd d", log=lambda m: None)
+    rec = load_results(results)["tasks"]["cb"]
+    tuned = rec["defaults"]
+    assert tuned["steps"] == 2
+    assert tuned["train_split"] == "dev"
+    assert tuned["settings"]["sources"]["batch_size"] == "cpu profile"
+    assert tuned["settings"]["sources"]["learning_rate"].startswith("rule: ")
+    assert [e[2] for e in tuned["evals"]] == [3, 3, 3]  # evaluations on the dev subset
+    from softprompt.core.prompt_file import load_prompt
+    from softprompt.evaluation.evaluator import evaluate
+
+    best = load_prompt(tuned["prompt_path"], lm).tensor
+    assert tuned["metrics"] == evaluate(lm, task, task.load("dev")[:6], best).metrics  # the whole-dev final score
+    assert tuned["primary"] == tuned["metrics"][task.primary_metric]
+    row = summary_rows(load_results(results))[0]
+    assert row["margin"] == pytest.approx(tuned["primary"] - max(rec["majority"]["primary"], rec["design"]["primary"]))
+    md = build_summary({"tiny": load_results(results)})
+    assert "## tiny" in md
+    assert f"{row['margin']:+.1f}" in md
+    assert (" ✓" in md) == (row["margin"] >= TARGET_MARGIN)
+    assert "cmd d" in md

@@ -17,10 +17,9 @@ from typing import Sequence
 
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
-from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import SavedPrompt
-from softprompt.training.defaults import resolve_settings
-from softprompt.training.trainer import Trainer, TrainResult
+from softprompt.training.run import train_prompt
+from softprompt.training.trainer import TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
@@ -45,15 +44,9 @@ def train(
     loaded by load_splits; `run_info` (how the run was started) is recorded in result.json.
     Settings left None ("auto") are chosen for the model and device
     (training.defaults) and recorded, with their sources, in the run's result.json."""
-    settings = resolve_settings(lm, prompt or PromptConfig(), config or TrainConfig())
-    lm.max_input_tokens = settings.train.max_input_tokens
     train_examples, dev_examples = data or load_splits(task, train_split, dev_split, max_train_examples)
-    soft = SoftPrompt.initialise(lm, settings.prompt, task.label_words, seed=settings.train.seed)
-    recorded = {**settings.to_dict(), "model": lm.model_id, "device": str(lm.device), "task": task.name}
-    trainer = Trainer(lm, soft, task, train_examples, dev_examples, settings.train, run_dir,
-                      init_name=settings.prompt.init, show_progress=show_progress, settings=recorded,
-                      run_info=run_info)
-    return trainer.train(resume=resume)
+    return train_prompt(lm, task, run_dir, prompt or PromptConfig(), config or TrainConfig(), train_examples,
+                        dev_examples, resume=resume, show_progress=show_progress, run_info=run_info)
 
 
 def load_splits(

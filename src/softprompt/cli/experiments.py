@@ -226,15 +226,17 @@ def transfer(
 @experiments_app.command("report-run")
 def report_run(
     task: List[str] = typer.Option(..., "--task", "-t", help="Task(s) to run (repeat the option)."),
-    methods: str = typer.Option("majority,design,prompt,ensemble,model", "--methods",
-                                help="Comma-separated: majority, design, prompt, ensemble, model."),
+    methods: str = typer.Option("majority,design,defaults", "--methods",
+                                help="Comma-separated: majority, design, defaults (prompt tuning with the library's "
+                                "defaults), prompt (fixed report settings, per seed), ensemble, model."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Prompt-tuning seeds to run, e.g. 0,1,2 (default: 0..settings.seeds-1)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Prompt-tuning steps (default: the settings' per-task steps)."),
     model_steps: Optional[int] = typer.Option(None, "--model-steps", help="Model-tuning steps (default: the prompt-tuning steps)."),
     max_dev: Optional[int] = typer.Option(None, "--max-dev", help="Evaluate on the first N dev examples (default 300)."),
     settings_file: Optional[Path] = typer.Option(None, "--settings", help="JSON overriding ReportSettings fields."),
-    results: Path = typer.Option(Path("reports/results.json"), "--results", help="Results JSON to append to."),
-    runs_dir: Path = typer.Option(Path("runs/report"), "--runs-dir", help="Where the prompt-tuning runs are written."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the settings' model)."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results JSON to append to (default: reports/results/<model>.json)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where the prompt-tuning runs are written (default: runs/report/<model>)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
@@ -262,7 +264,11 @@ def report_run(
         updates["model_steps"] = {**settings.model_steps, **{t: model_steps for t in task}}
     if max_dev is not None:
         updates["max_dev_per_task"] = {**settings.max_dev_per_task, **{t: max_dev for t in task}}
+    if model is not None:
+        updates["model"] = model
     settings = dataclasses.replace(settings, **updates)
+    results = results or Path("reports/results") / f"{settings.model}.json"
+    runs_dir = runs_dir or Path("runs/report") / settings.model
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     seed_list = [int(s) for s in seeds.split(",")] if seeds else None
     task_objs = [_task(t, data_dir) for t in task]
@@ -277,16 +283,24 @@ def report_run(
 
 @experiments_app.command("report-build")
 def report_build(
-    results: Path = typer.Option(Path("reports/results.json"), "--results"),
+    results: List[Path] = typer.Option([Path("reports/results/smollm2.json"), Path("reports/results/gemma3-270m.json")],
+                                       "--results", help="Results JSON(s), one per model (repeat the option)."),
     out: Path = typer.Option(Path("reports/results.md"), "--out"),
+    detailed: bool = typer.Option(False, "--detailed", help="The detailed report of one results file (prompt "
+                                  "ensembles, per-seed runs, the model-tuning lr check) instead of the summary."),
     lr_check_dir: Path = typer.Option(Path("reports/model_lr_check"), "--lr-checks",
-                                      help="Folder of model-tune --json outputs shown as the learning-rate check (if present)."),
-    notes: Path = typer.Option(Path("reports/notes.md"), "--notes", help="Free text placed after the table (if present)."),
+                                      help="--detailed: folder of model-tune --json outputs shown as the learning-rate check (if present)."),
+    notes: Path = typer.Option(Path("reports/notes.md"), "--notes", help="--detailed: free text placed after the table (if present)."),
 ) -> None:
-    """Regenerate the Markdown report from the results JSON."""
-    from softprompt.experiments.report import write_report
+    """Regenerate the Markdown report from the results JSON(s)."""
+    from softprompt.experiments.report import write_report, write_summary
 
-    write_report(results, out, lr_check_dir, notes)
+    if detailed:
+        if len(results) != 1:
+            raise SoftPromptError("--detailed takes one --results file")
+        write_report(results[0], out, lr_check_dir, notes)
+    else:
+        write_summary([r for r in results if r.is_file()] or results, out)
     console.print(f"wrote {out}", markup=False)
 
 

@@ -39,6 +39,7 @@ from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import load_prompt
 from softprompt.fileio import atomic_write
+from softprompt.training.run import train_prompt
 from softprompt.training.trainer import Trainer
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.ensemble import evaluate_ensemble
@@ -47,7 +48,7 @@ from softprompt.experiments.prompt_design import evaluate_prompt_design
 from softprompt.tasks.base import Task
 
 REPORT_TASKS: tuple[str, ...] = ("sst2", "rte", "cb", "copa", "wic", "mrpc")
-METHODS: tuple[str, ...] = ("majority", "design", "prompt", "ensemble", "model")
+METHODS: tuple[str, ...] = ("majority", "design", "defaults", "prompt", "ensemble", "model")
 HPARAMS_FILE = Path("/tmp/softprompt_hparams.json")
 
 
@@ -72,6 +73,8 @@ class ReportSettings:
     max_input_tokens: int = 256
     max_input_tokens_per_task: dict[str, int] = field(default_factory=dict)  # overrides max_input_tokens
     eval_batch_size: int = 16
+    # the split each task trains on (default "train"), e.g. BoolQ's 32-example FewGLUE file
+    train_split_per_task: dict[str, str] = field(default_factory=dict)
     hparams_source: str = "fallback"
     notes: list[str] = field(default_factory=list)
 
@@ -84,6 +87,9 @@ class ReportSettings:
     def init_for(self, task: Task) -> str:
         """class-label needs label words: tasks with per-example options (COPA) get sampled-vocab."""
         return "sampled-vocab" if self.init == "class-label" and not task.label_words else self.init
+
+    def train_split_for(self, task: str) -> str:
+        return self.train_split_per_task.get(task, "train")
 
     def max_dev_for(self, task: str) -> int:
         return self.max_dev_per_task.get(task, self.max_dev)
@@ -161,12 +167,13 @@ def run_task(
         lm.max_input_tokens = max_tokens
     elif set(methods) - {"majority"}:
         raise SoftPromptError("a model is needed for methods other than 'majority'")
-    train = task.load("train")
+    train = task.load(settings.train_split_for(name))
     dev = task.load("dev")[: settings.max_dev_for(name)]
     n_dev_total = len(task.load("dev"))
     meta = {"model": settings.model, "settings": settings.to_dict(), "machine": _machine()}
     common = {"command": command, "dev_examples": len(dev), "dev_total": n_dev_total, "max_input_tokens": max_tokens,
-              "train_examples": len(train), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "train_examples": len(train), "train_split": settings.train_split_for(name),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     out: dict[str, dict] = {}
     seeds = list(seeds) if seeds is not None else list(range(settings.seeds))
     runs = Path(runs_dir) / name
@@ -186,6 +193,26 @@ def run_task(
                          "primary": res.metrics[task.primary_metric], "eval_seconds": res.seconds,
                          "wall_seconds": res.seconds, "example_input": res.extra["example_input"]}
         save_record(results_path, name, "design", out["design"], meta)
+
+    if "defaults" in methods:
+        log(f"[{name}] prompt tuning with the library's defaults for this model and device")
+        start = time.perf_counter()
+        result = train_prompt(lm, task, runs / "defaults", PromptConfig(init=settings.init_for(task)),
+                              TrainConfig(max_input_tokens=max_tokens, eval_batch_size=settings.eval_batch_size),
+                              train, dev, show_progress=False)
+        log_lines = [json.loads(ln) for ln in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+        metrics = result.final_metrics or result.best_metrics or {}
+        out["defaults"] = {
+            **common, "method": "defaults", "steps": result.steps, "best_step": result.best_step,
+            "metrics": metrics, "primary": metrics.get(task.primary_metric),
+            "initial_metrics": result.initial_metrics, "settings": result.settings, "warnings": result.warnings,
+            "wall_seconds": time.perf_counter() - start, "train_seconds": result.seconds,
+            "losses": [(r["step"], round(r["loss"], 4)) for r in log_lines if r.get("event") == "train"],
+            "evals": [(r["step"], r["metrics"].get(task.primary_metric), r["examples"])
+                      for r in log_lines if r.get("event") == "eval"],
+            "prompt_path": str(result.prompt_path),
+        }
+        save_record(results_path, name, "defaults", out["defaults"], meta)
 
     if "prompt" in methods:
         steps = settings.steps_for(name)
@@ -417,4 +444,100 @@ def write_report(
         checks = [json.loads(p.read_text()) for p in sorted(Path(lr_check_dir).glob("*.json"))]
     notes = Path(notes_path).read_text() if notes_path is not None and Path(notes_path).is_file() else ""
     Path(out).write_text(build_report(results, lr_checks=checks, notes=notes))
+    return Path(out)
+
+
+# ---------------------------------------------------------------- the per-model summary (prompt tuning with defaults)
+TARGET_TASKS: tuple[str, ...] = ("sst2", "rte", "cb", "mrpc", "wic", "copa", "wsc", "boolq")
+TARGET_MARGIN = 5.0  # prompt tuning must beat the majority class and zero-shot design by this many points
+
+
+def _primary(record: dict | None) -> float | None:
+    if not record:
+        return None
+    value = record.get("primary")
+    return None if value is None else float(value)
+
+
+def summary_rows(results: dict) -> list[dict]:
+    """One row per task of a model's results: baselines, prompt tuning with the defaults, the
+    margin of prompt tuning over the better baseline, and model tuning."""
+    rows = []
+    tasks = [t for t in TARGET_TASKS if t in results.get("tasks", {})] + sorted(
+        t for t in results.get("tasks", {}) if t not in TARGET_TASKS)
+    for t in tasks:
+        rec = results["tasks"][t]
+        majority, design, tuned, model = (rec.get(k) for k in ("majority", "design", "defaults", "model"))
+        baselines = [v for v in (_primary(majority), _primary(design)) if v is not None]
+        pt = _primary(tuned)
+        margin = pt - max(baselines) if pt is not None and baselines else None
+        rows.append({"task": t, "majority": majority, "design": design, "defaults": tuned, "model": model,
+                     "margin": margin})
+    return rows
+
+
+def build_summary(results_by_model: dict[str, dict]) -> str:
+    """The report's first part: per model, the baselines against prompt tuning with the
+    library's defaults (no flags beyond task and model), each number from a record."""
+    lines = [
+        "# Prompt tuning on the shipped models: baselines, prompt tuning with the defaults, model tuning",
+        "",
+        "Generated by `python -m softprompt.cli.experiments report-build` from the results files named "
+        "below (do not edit by hand). Prompt tuning = `softprompt train --task T --model M` with no "
+        "other setting: the library's defaults for the model and device (lr from the embedding scale, "
+        "the CPU budget; see each run's settings below), the task's decoder-only format, the best prompt "
+        "on the dev subset scored on the whole dev set. Majority class: the most frequent train label for "
+        "every dev example. Prompt design: the hand-written zero-shot prompt. Margin = prompt tuning minus "
+        f"the better of the two baselines (primary metric); the target is at least {TARGET_MARGIN:g} points.",
+        "",
+    ]
+    for model, results in results_by_model.items():
+        rows = summary_rows(results)
+        lines += [f"## {model}", "",
+                  "| task | dev examples | train examples (split) | majority class | prompt design (0-shot) | "
+                  "prompt tuning (defaults) | margin | model tuning | PT updates (batch), lr | PT wall time |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            names = REPORT_METRICS.get(row["task"], ("accuracy",))
+            any_rec = next((r for r in (row["defaults"], row["design"], row["majority"], row["model"]) if r), {})
+            tuned = row["defaults"] or {}
+            train = (tuned.get("settings") or {}).get("train", {})
+            steps = f"{tuned['steps']} ({train.get('batch_size')}), {train.get('learning_rate'):g}" if tuned else "-"
+            margin = row["margin"]
+            margin_cell = "-" if margin is None else f"{margin:+.1f}" + (" ✓" if margin >= TARGET_MARGIN else " ✗")
+            lines.append(
+                f"| {row['task']} | {any_rec.get('dev_examples', '-')} of {any_rec.get('dev_total', '-')} | "
+                f"{any_rec.get('train_examples', '-')} ({any_rec.get('train_split', 'train')}) | "
+                f"{_fmt(row['majority'] and row['majority']['metrics'], names)} | "
+                f"{_fmt(row['design'] and row['design']['metrics'], names)} | "
+                f"{_fmt(tuned.get('metrics'), names)} | {margin_cell} | "
+                f"{_fmt(row['model'] and row['model']['metrics'], names)} | {steps} | "
+                f"{_minutes(tuned.get('wall_seconds'))} |")
+        machine = results.get("meta", {}).get("machine")
+        if machine:
+            lines += ["", f"Machine: {machine.get('processor')}, {machine.get('cpus')} CPUs, "
+                      f"{machine.get('threads')} torch threads, torch {machine.get('torch')}."]
+        warned = [(row["task"], w) for row in rows for w in ((row["defaults"] or {}).get("warnings") or [])]
+        for task, warning in warned:
+            lines.append(f"- {task}: {warning}")
+        lines += ["", "Commands:", ""]
+        for row in rows:
+            commands = dict.fromkeys(r.get("command", "") for r in (row["majority"], row["design"], row["defaults"],
+                                                                     row["model"]) if r and r.get("command"))
+            lines += [f"    {c}" for c in commands]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md") -> Path:
+    """The per-model summary report from one results file per model (each file's meta names its model)."""
+    by_model: dict[str, dict] = {}
+    for path in results_paths:
+        results = load_results(path)
+        if not results.get("tasks"):
+            raise SoftPromptError(f"{path}: no results yet (run report-run first)")
+        by_model[results.get("meta", {}).get("model", str(path))] = results
+    text = build_summary(by_model)
+    text += "\nResults files: " + ", ".join(f"`{p}`" for p in results_paths) + ".\n"
+    atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text))
     return Path(out)
