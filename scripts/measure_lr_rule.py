@@ -9,8 +9,11 @@ scaling included), and scores each prompt on rows held out from the *train* file
 
     python scripts/measure_lr_rule.py                # writes reports/lr_rule.{json,md}
 
-The multiple with the best held-out accuracy on both models becomes the default rule
-(softprompt.training.defaults.LR_PER_EMBEDDING_STD).
+    python scripts/measure_lr_rule.py --append --models smollm2 --multiples 0.2 --seed 1
+    python scripts/measure_lr_rule.py --table-only   # rewrite the table from the record
+
+The multiple with the best mean held-out accuracy over every model and seed becomes the
+default rule (softprompt.training.defaults.LR_PER_EMBEDDING_STD; a test checks they agree).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import torch
 import softprompt as sp
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
-from softprompt.training.defaults import embedding_std
+from softprompt.training.defaults import choose_lr_multiple, embedding_std
 from softprompt.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +70,13 @@ def run(model: str, multiples: list[float], steps: int, held_out: int, data_dir:
     return out
 
 
+def by_multiple(records: list[dict]) -> dict[float, list[float]]:
+    out: dict[float, list[float]] = {}
+    for r in records:
+        out.setdefault(r["multiple"], []).append(r["held_out_accuracy_after"])
+    return dict(sorted(out.items()))
+
+
 def write_table(records: list[dict], meta: dict, path: Path) -> None:
     lines = [
         "# Learning rate vs embedding scale (prompt tuning, SST-2)",
@@ -89,6 +99,16 @@ def write_table(records: list[dict], meta: dict, path: Path) -> None:
             f"{r['held_out_accuracy_before']:.1f} | {r['held_out_accuracy_after']:.1f} | "
             f"{r['loss_first_5_updates']:.3f} | {r['loss_last_10_updates']:.3f} | {r['loss_max_block']:.3f} |"
         )
+    lines += [
+        "",
+        "Per multiple, over every model and seed above (held-out accuracy after training):",
+        "",
+        "| multiple | runs | mean | worst |",
+        "|---|---|---|---|",
+    ]
+    for multiple, accs in by_multiple(records).items():
+        lines.append(f"| {multiple} | {len(accs)} | {statistics.mean(accs):.1f} | {min(accs):.1f} |")
+    lines += ["", f"Chosen (best mean): lr = **{choose_lr_multiple(records)} x embedding std**."]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -103,11 +123,16 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "reports" / "lr_rule"))
     parser.add_argument("--append", action="store_true",
                         help="Add these runs to the existing record (same model, multiple and seed: replaced).")
+    parser.add_argument("--table-only", action="store_true", help="Rewrite the table from the record; run nothing.")
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.table_only:
+        record = json.loads(out.with_suffix(".json").read_text())
+        write_table(record["runs"], record["meta"], out.with_suffix(".md"))
+        return
     torch.manual_seed(args.seed)
     records = [r for m in args.models for r in run(m, args.multiples, args.steps, args.held_out, args.data_dir,
                                                     args.seed)]
-    out = Path(args.out)
     command = "python scripts/measure_lr_rule.py"
     if args.append and out.with_suffix(".json").is_file():
         old = json.loads(out.with_suffix(".json").read_text())

@@ -12,6 +12,7 @@ from softprompt.evaluation.evaluator import evaluate
 from softprompt.training.defaults import (
     CPU_PROFILE,
     LR_PER_EMBEDDING_STD,
+    choose_lr_multiple,
     embedding_std,
     resolve_settings,
 )
@@ -25,6 +26,19 @@ def test_embedding_std_is_measured_as_the_model_reads_embeddings():
     ids = torch.tensor(lm.common_token_ids(5000))
     raw = lm.input_embeddings.weight[ids].std().item()
     assert embedding_std(lm) == pytest.approx(raw * lm.hidden_size ** 0.5, rel=1e-3)
+
+
+def test_the_lr_rule_is_the_measured_choice():
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[1] / "reports" / "lr_rule.json").read_text())
+    assert choose_lr_multiple(record["runs"]) == LR_PER_EMBEDDING_STD
+
+
+def test_choose_lr_multiple_takes_the_best_mean():
+    runs = [{"multiple": 0.1, "held_out_accuracy_after": 80}, {"multiple": 0.1, "held_out_accuracy_after": 60},
+            {"multiple": 0.3, "held_out_accuracy_after": 75}]
+    assert choose_lr_multiple(runs) == 0.3
 
 
 def test_auto_settings_come_from_the_cpu_profile_and_the_lr_rule():
