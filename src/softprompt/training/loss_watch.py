@@ -3,8 +3,10 @@
 The loss is seen as the mean of each logging block (TrainConfig.log_every updates). Two
 symptoms, each warned about once per run:
 
-* diverging: a block's mean is more than `rise_factor` times the lowest block mean so far
-  (after the first few blocks): the learning rate is too large for this model.
+* diverging: the mean of the latest `window` blocks is above the first block's loss (worse
+  than the untrained start) and more than `rise_factor` times the lowest such window so far:
+  the learning rate is too large for this model. Windows, not single blocks, because one
+  block of a few small batches is noisy (a 50% swing between blocks is common at low loss).
 * flat: after a third of the run (at least `min_updates_flat` updates) no block has gone more
   than `flat_tolerance` below the first block (and the loss is not diverging): the learning
   rate is too small, or the task's format gives the model no place to answer.
@@ -30,7 +32,7 @@ class LossWatch:
     max_steps: int
     rise_factor: float = 1.5
     flat_tolerance: float = 0.02
-    min_blocks_diverging: int = 3
+    window: int = 3
     min_updates_flat: int = 30
     blocks: list[float] = field(default_factory=list)
     warned: set[str] = field(default_factory=set)
@@ -38,14 +40,17 @@ class LossWatch:
     def observe(self, step: int, block_loss: float) -> LossWarning | None:
         """Record one block's mean loss; return a warning the first time a symptom shows."""
         self.blocks.append(block_loss)
-        lowest = min(self.blocks[:-1], default=block_loss)
-        if ("diverging" not in self.warned and len(self.blocks) >= self.min_blocks_diverging
-                and block_loss > self.rise_factor * lowest):
-            self.warned.add("diverging")
-            return LossWarning(step, "diverging", (
-                f"warning: the training loss is rising (lowest block {lowest:.3f}, now {block_loss:.3f} at step "
-                f"{step}): the learning rate {self.learning_rate:g} is too large for this model; "
-                f"try --lr {self.learning_rate / 3:.3g}"))
+        windows = [sum(self.blocks[i - self.window:i]) / self.window
+                   for i in range(self.window, len(self.blocks) + 1)]
+        if "diverging" not in self.warned and len(windows) >= 2:
+            latest, lowest = windows[-1], min(windows[:-1])
+            if latest > self.blocks[0] and latest > self.rise_factor * lowest:
+                self.warned.add("diverging")
+                return LossWarning(step, "diverging", (
+                    f"warning: the training loss is rising (mean of the last {self.window} logged blocks "
+                    f"{latest:.3f}, lowest {lowest:.3f}, first {self.blocks[0]:.3f}; step "
+                    f"{step}): the learning rate {self.learning_rate:g} is too large for this model; "
+                    f"try --lr {self.learning_rate / 3:.3g}"))
         first = self.blocks[0]
         if (not self.warned and step >= max(self.min_updates_flat, self.max_steps // 3)
                 and first > 0.05 and min(self.blocks) >= (1 - self.flat_tolerance) * first):
