@@ -12,11 +12,10 @@ from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, save_prompt
 from softprompt.errors import SoftPromptError
 from softprompt.tasks.metrics import superglue_score
+from softprompt.cli.suite import run_suite_command, suite_table
 from softprompt.evaluation.suite import (
     find_prompts,
     run_suite,
-    run_suite_command,
-    suite_table,
     task_score,
 )
 

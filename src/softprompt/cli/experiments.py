@@ -1,4 +1,4 @@
-"""`softprompt experiment ...`: the paper's comparisons (issue 3).
+"""`softprompt experiment ...`: the paper's comparisons.
 
     model-tune     full fine-tuning baseline (every weight of a copy of the model)
     prompt-design  hand-written prompt, zero- or k-shot, no training
@@ -13,15 +13,17 @@ Also runnable without registration: `python -m softprompt.cli.experiments ...`.
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from softprompt.cli.common import DATA_HELP, MODEL_HELP, console, err_console
+from softprompt.cli.common import command_line as _command
+from softprompt.cli.common import load as _load
+from softprompt.cli.common import task as _task
 from softprompt.core.loading import DEFAULT_MODEL
 from softprompt.errors import SoftPromptError
 
@@ -32,34 +34,6 @@ experiments_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-MODEL_HELP = "Model: a built-in name (smollm2, gemma3-270m), a Hugging Face id, a local folder or a .gguf file."
-DATA_HELP = "Benchmark data folder (default: $SOFTPROMPT_DATA_DIR, else ../shared/data)."
-
-
-def _load(model: str, device: str = "cpu", max_input_tokens: int = 256):
-    from softprompt.core.loading import load_model
-
-    with err_console.status(f"loading model {model} ..."):
-        return load_model(model, device=device, max_input_tokens=max_input_tokens)
-
-
-def _task(name: str, data_dir: Optional[Path]):
-    from softprompt.tasks.registry import get_task
-
-    return get_task(name, data_dir)
-
-
-def _command() -> str:
-    """This invocation as a command line (recorded with results)."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "experiments.py":
-        return "python -m softprompt.cli.experiments " + shlex.join(argv[1:])
-    return shlex.join(["softprompt", *argv[1:]])
-
-
 def _metrics_table(title: str, rows: list[tuple[str, dict]]) -> Table:
     names = list(dict.fromkeys(k for _, m in rows for k in (m or {})))
     table = Table(title=title)

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from softprompt.cli.common import DATA_HELP, DEVICE_HELP, MODEL_HELP, console, default_of, err_console
+from softprompt.cli.common import load as _load
+from softprompt.cli.common import task as _task
 from softprompt.core.config import INIT_METHODS, ConfigError, PromptConfig, TrainConfig
-from softprompt.core.loading import BUILTIN_MODELS, DEFAULT_MODEL
+from softprompt.core.loading import DEFAULT_MODEL
 from softprompt.errors import SoftPromptError
 
 app = typer.Typer(
@@ -27,27 +29,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-MODEL_HELP = f"Model: a built-in name ({', '.join(BUILTIN_MODELS)}), a Hugging Face id, a local folder or a .gguf file."
-DATA_HELP = "Benchmark data folder (default: $SOFTPROMPT_DATA_DIR, else ../shared/data)."
-DEVICE_HELP = "cpu, cuda, cuda:N, or auto (CUDA when present, bfloat16 there)."
-
-
-def _load(model: str, device: str, max_input_tokens: int = 512):
-    from softprompt.core.loading import load_model
-
-    with err_console.status(f"loading model {model} ..."):
-        return load_model(model, device=device, max_input_tokens=max_input_tokens)
-
-
-def _task(name: str, data_dir: Optional[Path], strict: bool = False, **options):
-    from softprompt.tasks.registry import get_task
-
-    return get_task(name, data_dir, strict=strict, **options)
-
-
 @app.command()
 def train(
     task: str = typer.Option(..., "--task", "-t", help="Task name (see `softprompt tasks`) or a task spec file (.yaml/.json)."),
@@ -55,25 +36,25 @@ def train(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
     prompt_length: Optional[int] = typer.Option(None, "--prompt-length", "-p", help="Number of virtual tokens p (default: 20 on a CPU, 100 on CUDA as in the paper)."),
-    init: str = typer.Option("class-label", "--init", help=f"Initialisation: {', '.join(INIT_METHODS)}."),
+    init: str = typer.Option(default_of(PromptConfig, "init"), "--init", help=f"Initialisation: {', '.join(INIT_METHODS)}."),
     init_text: Optional[str] = typer.Option(None, "--init-text", help="String embedded by --init text."),
     init_file: Optional[Path] = typer.Option(None, "--init-file", help="Prompt file to start from (--init file)."),
     init_range: Optional[float] = typer.Option(None, "--init-range", help="random-uniform range r (default: matched to the vocabulary's spread; paper: 0.5)."),
-    optimizer: str = typer.Option("adafactor", "--optimizer", help="adafactor (paper) or adam."),
+    optimizer: str = typer.Option(default_of(TrainConfig, "optimizer"), "--optimizer", help="adafactor (paper) or adam."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: 0.2 x the model's embedding std, see reports/lr_rule.md; the paper's 0.3 suits T5's embeddings)."),
-    weight_decay: float = typer.Option(1e-5, "--weight-decay"),
+    weight_decay: float = typer.Option(default_of(TrainConfig, "weight_decay"), "--weight-decay"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Examples per micro-batch (default: 8 on a CPU, 32 on CUDA)."),
-    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per update."),
+    grad_accum: int = typer.Option(default_of(TrainConfig, "grad_accum_steps"), "--grad-accum", help="Micro-batches per update."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer updates (default: 300 on a CPU, 30,000 on CUDA)."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate on dev (and checkpoint) every N updates (default: 100 on a CPU, 1000 on CUDA)."),
     eval_subset: Optional[int] = typer.Option(None, "--eval-subset", help="Evaluations during training use a seeded subset of N dev examples; the best prompt is then scored on the whole dev set (default: 200 on a CPU, all on CUDA)."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after N evaluations without dev improvement."),
     max_eval: Optional[int] = typer.Option(None, "--max-eval", help="Evaluate on the first N dev examples only."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Train on the first N training examples only."),
-    max_input_tokens: int = typer.Option(256, "--max-input-tokens", help="Longer inputs keep their last N tokens."),
-    seed: int = typer.Option(0, "--seed"),
+    max_input_tokens: int = typer.Option(default_of(TrainConfig, "max_input_tokens"), "--max-input-tokens", help="Longer inputs keep their last N tokens."),
+    seed: int = typer.Option(default_of(TrainConfig, "seed"), "--seed"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
-    activation_checkpointing: int = typer.Option(0, "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
+    activation_checkpointing: int = typer.Option(default_of(TrainConfig, "activation_checkpointing"), "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: ~20 min; CUDA: the paper's)."),
@@ -87,12 +68,10 @@ def train(
     """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
     from softprompt.api import load_splits, train as run_training
     from softprompt.environment import machine_info, utc_now
+    from softprompt.training.checkpoint import check_run_dir
 
     started = utc_now()
-    if resume and not (out / "checkpoint.pt").exists():
-        raise SoftPromptError(f"--resume: no checkpoint in {out}")
-    if not resume and not overwrite and (out / "checkpoint.pt").exists():
-        raise SoftPromptError(f"{out} already holds a run: --resume to continue it, --overwrite to start over")
+    check_run_dir(out, resume=resume, overwrite=overwrite)
     prompt_cfg = PromptConfig(length=prompt_length, init=init, init_text=init_text,
                               init_file=str(init_file) if init_file else None, init_range=init_range)
     train_cfg = TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
@@ -167,7 +146,7 @@ def eval_command(
     from softprompt.core.prompt_file import load_prompt, read_prompt
 
     if suite is not None:
-        from softprompt.evaluation.suite import run_suite_command
+        from softprompt.cli.suite import run_suite_command
 
         run_suite_command(suite, prompt, model or DEFAULT_MODEL, data_dir, split, batch_size, max_examples, json_out, device, console)
         return

@@ -29,6 +29,16 @@ class TrainState:
     stopped_early: bool = False
 
 
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """A run folder that holds a run is continued (resume) or replaced (overwrite), never
+    overwritten by accident; resume needs a checkpoint."""
+    has_run = (Path(run_dir) / CHECKPOINT_NAME).exists()
+    if resume and not has_run:
+        raise SoftPromptError(f"--resume: no checkpoint in {run_dir}")
+    if has_run and not resume and not overwrite:
+        raise SoftPromptError(f"{run_dir} already holds a run: --resume to continue it, --overwrite to start over")
+
+
 def save_checkpoint(run_dir: Path, prompt: torch.Tensor, optimizer_state: dict, state: TrainState, config: dict) -> Path:
     path = Path(run_dir) / CHECKPOINT_NAME
     payload = {
