@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from softprompt.core.config import PromptConfig, TrainConfig
+from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
@@ -45,6 +45,8 @@ RESULT_NAME = "result.json"
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     """Adafactor as in the paper (constant lr, no parameter scaling, beta2 decay 0.8,
     no first moment), or Adam."""
+    if config.learning_rate is None:
+        raise ConfigError("learning_rate: None (auto) is resolved by training.defaults.resolve_settings")
     if config.optimizer == "adafactor":
         from transformers.optimization import Adafactor
 
@@ -290,6 +292,9 @@ class Trainer:
     # ---------------------------------------------------------------- main loop
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.config
+        # resolved in __init__; the asserts tell the type checker
+        assert cfg.max_steps is not None and cfg.batch_size is not None and cfg.eval_every is not None
+        assert cfg.learning_rate is not None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
