@@ -292,14 +292,14 @@ class Trainer:
     # ---------------------------------------------------------------- main loop
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.config
-        # resolved in __init__; the asserts tell the type checker
-        assert cfg.max_steps is not None and cfg.batch_size is not None and cfg.eval_every is not None
-        assert cfg.learning_rate is not None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
         elif (self.run_dir / METRICS_NAME).exists():
             (self.run_dir / METRICS_NAME).unlink()
+        # resolved in __init__; the asserts tell the type checker
+        assert cfg.max_steps is not None and cfg.batch_size is not None and cfg.eval_every is not None
+        assert cfg.learning_rate is not None
         stream = ExampleStream(self.train_examples, cfg.seed)
         self.lm.set_activation_checkpointing(cfg.activation_checkpointing)
         has_dev = bool(self.dev_examples)
