@@ -30,10 +30,10 @@ def data() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def _load(data: Path, name: str, split: str):
+def _load(data: Path, name: str, split: str, format: str = "t5"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        return get_task(name, data).load(split)
+        return get_task(name, data, format=format).load(split)
 
 
 def write(path: Path, lines) -> Path:
@@ -66,15 +66,16 @@ COUNTS = [
 ]
 
 
+@pytest.mark.parametrize("format", ["t5", "natural"])
 @pytest.mark.parametrize("name,split,count", COUNTS, ids=[f"{n}-{s}" for n, s, _ in COUNTS])
-def test_real_counts(data, name, split, count):
-    examples = _load(data, name, split)
+def test_real_counts(data, name, split, count, format):
+    examples = _load(data, name, split, format)
     assert len(examples) == count
     if split == "test" and name not in ("mrpc",):
         assert all(ex.target == "" for ex in examples)
     else:
         assert all(ex.target for ex in examples)
-    task = get_task(name, data)
+    task = get_task(name, data, format=format)
     if task.kind == "classification":
         assert all(ex.options and (ex.target == "" or ex.target in ex.options) for ex in examples)
         if task.label_words is not None:
@@ -90,7 +91,52 @@ def test_multirc_passages_and_groups(data):
         assert len({ex.group for ex in examples}) == questions
 
 
-def test_formats(data):
+def test_natural_formats_end_in_an_answer_cue_with_single_word_labels(data):
+    rte = _load(data, "rte", "train", "natural")[0]
+    assert rte.input == ("No Weapons of Mass Destruction Found in Iraq Yet.\n"
+                         "Question: Weapons of Mass Destruction Found in Iraq. True or False?\nAnswer:")
+    assert rte.target == "False"  # not_entailment
+    assert rte.fields == {"premise": "No Weapons of Mass Destruction Found in Iraq Yet.",
+                          "hypothesis": "Weapons of Mass Destruction Found in Iraq."}
+    cb = _load(data, "cb", "train", "natural")[0]
+    assert cb.input.endswith("Question: the language was peeled down True, False, or Neither?\nAnswer:")
+    assert cb.target == "True" and cb.options == ("True", "False", "Neither")
+    boolq = _load(data, "boolq", "dev", "natural")[0]
+    assert boolq.input.endswith("\nQuestion: does ethanol take more energy make that produces?\nAnswer:")
+    assert boolq.target == "no"
+    copa = _load(data, "copa", "train", "natural")[0]
+    assert copa.input == "My body cast a shadow over the grass because"
+    wic = _load(data, "wic", "train", "natural")[0]
+    assert wic.input.endswith('Question: Is the word "place" used with the same meaning in both sentences?\nAnswer:')
+    wsc = _load(data, "wsc", "train", "natural")[0]
+    assert wsc.input.startswith("Mark told Pete many lies about himself,")
+    assert wsc.input.endswith('Question: In the passage above, does "He" refer to "Mark"?\nAnswer:')
+    assert wsc.target == "no"
+    multirc = _load(data, "multirc", "train", "natural")[0]
+    assert multirc.input.endswith('Is "Children, Gerd, or Dorian Popa" a correct answer?\nAnswer:')
+    assert multirc.target == "no"
+    record = _load(data, "record", "fewglue32-train", "natural")[0]
+    assert record.input.endswith("Question: Which candidate does @placeholder stand for?\nAnswer:")
+    assert record.target == "Olimpija Ljubljana"
+    mrpc = _load(data, "mrpc", "train", "natural")[0]
+    assert mrpc.input.startswith("Sentence 1: Amrozi accused his brother")
+    assert mrpc.target == "yes"
+    assert _load(data, "qqp", "train", "natural")[0].input.endswith("mean the same thing?\nAnswer:")
+    sst2 = _load(data, "sst2", "train", "natural")[0]
+    assert sst2.input.endswith("\nQuestion: Is this movie review positive or negative?\nAnswer:")
+    squad = _load(data, "squad", "train", "natural")[0]
+    assert squad.input.endswith("\nQuestion: Which NFL team represented the AFC at Super Bowl 50?\nAnswer:")
+
+
+def test_natural_is_the_default_format_and_a_bad_format_names_the_field(data):
+    assert get_task("rte", data).format == "natural"
+    assert get_task("rte", data).label_words == ("True", "False")
+    assert get_task("rte", data, format="t5").label_words == ("entailment", "not_entailment")
+    with pytest.raises(DataError, match="format"):
+        get_task("rte", data, format="gpt")
+
+
+def test_t5_formats(data):
     rte = _load(data, "rte", "train")[0]
     assert rte.input == ("rte hypothesis: Weapons of Mass Destruction Found in Iraq. "
                          "premise: No Weapons of Mass Destruction Found in Iraq Yet.")
@@ -153,18 +199,22 @@ def test_axg_pairs(data):
 
 
 def test_superglue_metrics_keys(data):
-    cb = get_task("cb", data)
+    cb = get_task("cb", data, format="t5")
     dev = _load(data, "cb", "dev")
     scores = cb.compute_metrics([ex.target for ex in dev], dev)
     assert scores == {"accuracy": 100.0, "macro_f1": 100.0, "average": 100.0}
-    mrc = get_task("multirc", data)
+    mrc = get_task("multirc", data, format="t5")
     dev = _load(data, "multirc", "dev")
     always_true = mrc.compute_metrics(["True"] * len(dev), dev)
     assert 0 < always_true["f1a"] < 100 and always_true["average"] == pytest.approx(
         (always_true["f1a"] + always_true["em"]) / 2)
-    axb = get_task("axb", data)
+    axb = get_task("axb", data, format="t5")
     dev = _load(data, "axb", "dev")
     assert axb.compute_metrics(["entailment"] * len(dev), dev)["matthews_corr"] == 0.0
+    # the natural format's words are scored the same way
+    natural = get_task("multirc", data)
+    ndev = _load(data, "multirc", "dev", "natural")
+    assert natural.compute_metrics(["yes"] * len(ndev), ndev) == always_true
 
 
 # ============================================================ BoolQ / ReCoRD missing files
@@ -177,7 +227,7 @@ def test_boolq_missing_train_says_what_to_do(data, tmp_path):
     row = {"question": "is it", "passage": "It is.", "idx": 0, "label": True}
     train = write(tmp_path / "boolq_train.jsonl", [row, {**row, "label": False, "idx": 1}])
     examples = get_task("boolq", data, train_file=train).load("train")
-    assert [ex.target for ex in examples] == ["True", "False"]
+    assert [ex.target for ex in examples] == ["yes", "no"]
     assert "train" in get_task("boolq", data, train_file=train).available_splits()
 
 

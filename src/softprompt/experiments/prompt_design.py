@@ -14,10 +14,11 @@ The k demonstrations are drawn once (seeded) from the train split and prepended,
 order, to every evaluation example. Inputs longer than the model's max_input_tokens keep
 their end (the example and its question), so long k-shot contexts lose their first demos.
 
-The fields come from the task's own example text (its T5-style 'task field: ... field: ...'
-format, with or without a trailing answer cue line such as SST-2's '\nsentiment:'), parsed
-back by one regular expression per task; `TEMPLATES` documents them all, and
-`softprompt experiment templates` prints them.
+The fields come from the example's own structured fields (`Example.fields`, whatever format
+the task renders); examples without them (built by hand in T5's 'task field: ... field: ...'
+text) are parsed back by one regular expression per task. The verbalizer is keyed by T5's
+label words; a task in another format is mapped class by class. `TEMPLATES` documents them
+all, and `softprompt experiment templates` prints them.
 """
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class DesignTemplate:
     prepare: Callable[[dict[str, str]], dict[str, str]] | None = None
 
     def fields(self, example: Example) -> dict[str, str]:
+        if example.fields:
+            fields = dict(example.fields)
+            return self.prepare(fields) if self.prepare else fields
         match = re.match(self.parse, example.input, re.DOTALL)
         if match is None:
             raise SoftPromptError(
@@ -65,15 +69,22 @@ class DesignTemplate:
     def fill(self, example: Example) -> str:
         return self.body.format(**self.fields(example))
 
-    def options(self, example: Example) -> tuple[str, ...]:
+    def options(self, example: Example, class_words: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The answer words scored for this example. class_words: T5's label words in class
+        order, when the example's options are another format's words for the same classes."""
         if example.options is None:
             raise SoftPromptError(f"prompt design needs a classification task; {self.task!r} examples have no options")
         if self.verbalizer is None:
             return tuple(example.options)
-        return tuple(self.verbalizer[o] for o in example.options)
+        keys = class_words if class_words is not None else example.options
+        return tuple(self.verbalizer[k] for k in keys)
 
-    def answer(self, example: Example) -> str:
-        return self.verbalizer[example.target] if self.verbalizer is not None else example.target
+    def answer(self, example: Example, class_words: Sequence[str] | None = None) -> str:
+        if self.verbalizer is None:
+            return example.target
+        if class_words is not None and example.options is not None:
+            return self.verbalizer[class_words[example.options.index(example.target)]]
+        return self.verbalizer[example.target]
 
 
 def _question_mark(fields: dict[str, str]) -> dict[str, str]:
@@ -87,7 +98,9 @@ _WSC_PRONOUN = re.compile(r"# (.+?) #")
 
 def _wsc_spans(fields: dict[str, str]) -> dict[str, str]:
     """'* the council *' / '# they #' marks (tasks.superglue.mark_wsc_spans) -> fields
-    noun, pronoun, and the text without marks."""
+    noun, pronoun, and the text without marks (structured fields carry them already)."""
+    if "noun" in fields and "pronoun" in fields:
+        return fields
     marked = fields["text"]
     noun = _WSC_NOUN.search(marked)
     pronoun = _WSC_PRONOUN.search(marked)
@@ -204,24 +217,34 @@ def sample_demonstrations(train_examples: Sequence[Example], k: int, seed: int =
     return random.Random(seed).sample(pool, k)
 
 
-def design_input(template: DesignTemplate, example: Example, demonstrations: Sequence[Example] = ()) -> str:
+def design_input(template: DesignTemplate, example: Example, demonstrations: Sequence[Example] = (),
+                 class_words: Sequence[str] | None = None) -> str:
     """The full natural-language input for one example (instruction, demos, the example)."""
     parts = [template.instruction] if template.instruction else []
-    parts += [f"{template.fill(d)} {template.answer(d)}" for d in demonstrations]
+    parts += [f"{template.fill(d)} {template.answer(d, class_words)}" for d in demonstrations]
     parts.append(template.fill(example))
     return "\n\n".join(parts)
 
 
 def design_examples(
-    template: DesignTemplate, examples: Sequence[Example], demonstrations: Sequence[Example] = ()
+    template: DesignTemplate, examples: Sequence[Example], demonstrations: Sequence[Example] = (),
+    class_words: Sequence[str] | None = None,
 ) -> list[Example]:
     """The task's examples rewritten with the hand-written prompt and verbalized options."""
     out = []
     for ex in examples:
-        options = template.options(ex)
-        target = template.answer(ex) if ex.target else ""
-        out.append(Example(design_input(template, ex, demonstrations), target, options, ex.answers, ex.group, ex.meta))
+        options = template.options(ex, class_words)
+        target = template.answer(ex, class_words) if ex.target else ""
+        out.append(Example(design_input(template, ex, demonstrations, class_words), target, options, ex.answers,
+                           ex.group, ex.meta))
     return out
+
+
+def t5_class_words(task: Task) -> tuple[str, ...] | None:
+    """T5's label words in class order, when the task renders another format's words."""
+    if not task.formats or task.label_words is None or task.format == "t5":
+        return None
+    return task.formats["t5"].label_words
 
 
 def evaluate_prompt_design(
@@ -244,7 +267,7 @@ def evaluate_prompt_design(
             raise SoftPromptError(f"{shots}-shot prompt design needs training examples to draw demonstrations from")
         demos = sample_demonstrations(train_examples, shots, seed)
     examples = list(examples)
-    designed = design_examples(template, examples, demos)
+    designed = design_examples(template, examples, demos, t5_class_words(task))
     saved_limit = lm.max_input_tokens
     if max_input_tokens is not None:
         lm.max_input_tokens = max_input_tokens

@@ -3,18 +3,30 @@
 Every benchmark is cast as text in, text out (as T5 does). A classification task also
 names its label words, so it can be evaluated by rank classification (the log-likelihood
 of each label's tokens, argmax) and used for class-label prompt initialisation.
+
+A built-in task renders its rows in one of two formats (`TaskFormat`):
+
+    natural  a natural-language input ending in an answer cue ("...\nAnswer:") and label words
+             that are single common words: the default for decoder-only models, which have no
+             separate output side and only learn where the input tells them an answer follows.
+    t5       T5's exact text-to-text format ('rte hypothesis: H premise: P' -> 'entailment'):
+             the default for encoder-decoder models, which know where their output starts.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 
 from softprompt.errors import DataError
 
-__all__ = ["DataError", "Example", "Split", "Task"]
+__all__ = ["DataError", "Example", "FORMAT_NAMES", "Split", "Task", "TaskFormat"]
+
+FORMAT_NAMES: tuple[str, ...] = ("natural", "t5")
+DEFAULT_FORMAT = "natural"  # the shipped models are decoder-only
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,8 @@ class Example:
     answers: every acceptable gold output (QA tasks score against all of them).
     group:   an id tying examples together for metrics (MultiRC question, ReCoRD query).
     meta:    anything else a metric needs (original label, idx, ...).
+    fields:  the row's text fields the input was rendered from (premise, hypothesis, ...), so
+             another format or a hand-written prompt can render the same example.
     """
 
     input: str
@@ -37,6 +51,7 @@ class Example:
     answers: tuple[str, ...] = ()
     group: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    fields: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def label(self) -> int | None:
@@ -47,6 +62,22 @@ class Example:
 
 
 Split = Literal["train", "dev", "test"]
+
+
+@dataclass(frozen=True)
+class TaskFormat:
+    """How a task's fields become the model's input, and the words its classes are called.
+
+    template:    str.format template over the example's fields.
+    label_words: one word per class, in the task's class order (None: the task's own, or
+                 per-example options).
+    """
+
+    template: str
+    label_words: tuple[str, ...] | None = None
+
+    def render(self, fields: Mapping[str, str]) -> str:
+        return self.template.format(**fields)
 
 
 class Task(ABC):
@@ -60,10 +91,37 @@ class Task(ABC):
     kind: Literal["classification", "generation"] = "classification"
     label_words: tuple[str, ...] | None = None
     primary_metric: str = "accuracy"
+    # the built-in formats (empty: the task has one fixed format, e.g. a user's spec)
+    formats: Mapping[str, TaskFormat] = {}
+    format: str = DEFAULT_FORMAT
 
     def __init__(self, data_dir: str | Path | None = None, strict: bool = False):
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.strict = strict
+        if self.formats:
+            self.set_format(DEFAULT_FORMAT)
+
+    def set_format(self, name: str) -> "Task":
+        """Render examples in format `name` ('natural' or 't5'); sets the label words too."""
+        if not self.formats:
+            if name not in FORMAT_NAMES:
+                raise DataError(f"format: must be one of {', '.join(FORMAT_NAMES)}, got {name!r}")
+            return self  # a task with one fixed format (a user's spec) renders it whatever is asked
+        if name not in self.formats:
+            raise DataError(f"format: task {self.name!r} has formats {', '.join(self.formats)}, got {name!r}")
+        self.format = name
+        words = self.formats[name].label_words
+        if words is not None:
+            self.label_words = words
+        return self
+
+    def with_format(self, name: str) -> "Task":
+        """A copy of this task rendering format `name`."""
+        return copy.copy(self).set_format(name)
+
+    def render(self, **fields: str) -> str:
+        """The input text of an example with these fields, in the task's current format."""
+        return self.formats[self.format].render(fields)
 
     @abstractmethod
     def load(self, split: Split) -> list[Example]:

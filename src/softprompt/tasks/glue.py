@@ -1,4 +1,4 @@
-"""GLUE tasks in T5's text-to-text format."""
+"""GLUE tasks: SST-2, MRPC, QQP, each in a natural format (the default) and T5's format."""
 from __future__ import annotations
 
 import hashlib
@@ -7,19 +7,22 @@ from pathlib import Path
 from typing import Sequence
 
 from softprompt.tasks.metrics import accuracy, binary_f1
-from softprompt.tasks.base import DataError, Example, Split, Task
+from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
 from softprompt.tasks.readers import DataWarning, read_tsv, require_file
 from softprompt.tasks.registry import register_task
 
 
 @register_task("sst2", "sst-2")
 class SST2(Task):
-    """SST-2 sentiment: 'sst2 sentence: <sentence>\nsentiment:' -> 'negative' | 'positive'.
+    """SST-2 sentiment.
 
-    T5's format plus an answer cue ('\nsentiment:'). An encoder-decoder model knows where
-    its output starts; a decoder-only model reading '... great film positive' does not, and
-    the cue tells it. Measured on SmolLM2-135M, dev[:200], class-label init p=20 before any
-    training: 73.0% with the cue, 50-56% without; after 100 updates (batch 8) 81% vs ~54%.
+    natural: '<sentence>\nQuestion: Is this movie review positive or negative?\nAnswer:'
+             -> 'negative' | 'positive'
+    t5:      'sst2 sentence: <sentence>' -> 'negative' | 'positive' (T5's, exact)
+
+    A decoder-only model reading 'sst2 sentence: ... a great film positive' is not told that
+    an answer follows; the natural format ends in a question and an answer cue, so the label
+    word is the model's next word (held-out train rows: reports/format_selection.md).
 
     Files: glue/SST-2/{train,dev,test}.tsv (columns sentence, label; test has no labels).
     """
@@ -27,6 +30,11 @@ class SST2(Task):
     name = "sst2"
     label_words = ("negative", "positive")
     primary_metric = "accuracy"
+    formats = {
+        "natural": TaskFormat("{sentence}\nQuestion: Is this movie review positive or negative?\nAnswer:",
+                              ("negative", "positive")),
+        "t5": TaskFormat("sst2 sentence: {sentence}", ("negative", "positive")),
+    }
     _files = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
 
     def split_path(self, split: Split) -> Path:
@@ -48,14 +56,9 @@ class SST2(Task):
                 target = self.label_words[int(label)]
             else:
                 raise DataError(f"{path}:{line_no}: field 'label' should be 0 or 1, got {label!r}")
-            examples.append(
-                Example(
-                    input=f"sst2 sentence: {sentence.strip()}\nsentiment:",
-                    target=target,
-                    options=self.label_words,
-                    meta={"line": line_no},
-                )
-            )
+            fields = {"sentence": sentence.strip()}
+            examples.append(Example(input=self.render(**fields), target=target, options=self.label_words,
+                                    meta={"line": line_no}, fields=fields))
         return examples
 
     def compute_metrics(self, predictions: Sequence[str], examples: Sequence[Example]) -> dict[str, float]:
@@ -68,25 +71,38 @@ PARAPHRASE_LABELS = ("not_equivalent", "equivalent")
 
 class _ParaphraseTask(Task):
     """MRPC and QQP share one format so a prompt trained on one is evaluated on the other
-    (the paper's QQP -> MRPC zero-shot transfer): '<prefix> sentence1: <a> sentence2: <b>'
-    -> 'not_equivalent' | 'equivalent'. Only the task prefix differs; set `prefix` (an
-    instance attribute, e.g. `task.prefix = "mrpc"` on QQP, or "" on both) to make the inputs
-    identical too. Metrics: accuracy (primary) and F1 of the positive class 'equivalent'.
-    Accuracy is primary because F1 of MRPC's majority class (68% positive) is maximised by
-    always answering 'equivalent'.
+    (the paper's QQP -> MRPC zero-shot transfer).
+
+    natural: 'Sentence 1: <a>\nSentence 2: <b>\nQuestion: Do the two sentences mean the same
+             thing?\nAnswer:' -> 'no' | 'yes' (identical for MRPC and QQP)
+    t5:      '<prefix> sentence1: <a> sentence2: <b>' -> 'not_equivalent' | 'equivalent'; only
+             the task prefix differs; set `prefix` (an instance attribute, e.g.
+             `task.prefix = "mrpc"` on QQP, or "" on both) to make the inputs identical too.
+
+    T5's label words are rare multi-token words a small decoder-only model scores poorly
+    before training; 'no' / 'yes' after a question are what it expects to say there.
+    Metrics: accuracy (primary) and F1 of the positive class. Accuracy is primary because F1
+    of MRPC's majority class (68% positive) is maximised by always answering positive.
     """
 
     label_words = PARAPHRASE_LABELS
     primary_metric = "accuracy"
     prefix = ""
+    formats = {
+        "natural": TaskFormat("Sentence 1: {sentence1}\nSentence 2: {sentence2}\n"
+                              "Question: Do the two sentences mean the same thing?\nAnswer:", ("no", "yes")),
+        "t5": TaskFormat("{lead}sentence1: {sentence1} sentence2: {sentence2}", PARAPHRASE_LABELS),
+    }
 
     def make_example(self, a: str, b: str, label: int | None, **meta) -> Example:
+        fields = {"sentence1": a, "sentence2": b}
         lead = f"{self.prefix} " if self.prefix else ""
         return Example(
-            input=f"{lead}sentence1: {a} sentence2: {b}",
+            input=self.render(lead=lead, **fields),
             target=self.label_words[label] if label is not None else "",
             options=self.label_words,
             meta=meta,
+            fields=fields,
         )
 
     def compute_metrics(self, predictions: Sequence[str], examples: Sequence[Example]) -> dict[str, float]:

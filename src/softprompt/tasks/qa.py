@@ -1,12 +1,13 @@
 """Extractive QA from MRQA 2019 files, as generation: the model writes the answer.
 
-Format (every MRQA task, so a SQuAD prompt is evaluated out of domain unchanged):
+Formats (the same for every MRQA task, so a SQuAD prompt is evaluated out of domain unchanged):
 
-    input:  'context: <context> question: <question>'
+    natural: '<context>\nQuestion: <question>\nAnswer:'  (the default: decoder-only models)
+    t5:      'context: <context> question: <question>'
     target: the answer (the first detected answer span, else the first listed answer)
     answers: every distinct gold answer (the metric takes the max over them)
 
-This is T5's SQuAD format ('question: ... context: ...') with the two fields swapped: the
+The t5 format is T5's SQuAD format ('question: ... context: ...') with the two fields swapped: the
 model truncates an over-long input to its last `max_input_tokens` tokens, so the question
 goes last, where truncation keeps it (cutting the start of a long context instead).
 Metric: SQuAD EM and F1 with the official answer normalisation; primary F1.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from softprompt.tasks.metrics import squad_metrics
-from softprompt.tasks.base import DataError, Example, Split, Task
+from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
 from softprompt.tasks.readers import field, read_jsonl, require_file, text_field
 from softprompt.tasks.registry import register_task
 
@@ -70,6 +71,10 @@ class MRQA(Task):
     kind = "generation"
     label_words = None
     primary_metric = "f1"
+    formats = {
+        "natural": TaskFormat("{context}\nQuestion: {question}\nAnswer:"),
+        "t5": TaskFormat("context: {context} question: {question}"),
+    }
 
     def __init__(
         self,
@@ -95,17 +100,18 @@ class MRQA(Task):
             )
         return require_file(self.file)
 
-    @staticmethod
-    def make_example(context: str, qa: dict[str, Any], line_no: int) -> Example:
+    def make_example(self, context: str, qa: dict[str, Any], line_no: int) -> Example:
         answers = tuple(dict.fromkeys(a.strip() for a in qa["answers"] if a.strip()))
         detected = [d["text"].strip() for d in qa.get("detected_answers") or []]
         target = detected[0] if detected else answers[0]
+        fields = {"context": context, "question": qa["question"].strip()}
         return Example(
-            input=f"context: {context} question: {qa['question'].strip()}",
+            input=self.render(**fields),
             target=target,
             options=None,
             answers=answers,
             meta={"line": line_no, "qid": qa["qid"]},
+            fields=fields,
         )
 
     def load(self, split: Split) -> list[Example]:

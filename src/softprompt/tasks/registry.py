@@ -49,13 +49,22 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     return path
 
 
-def get_task(name: str | Path, data_dir: str | Path | None = None, strict: bool = False, **options) -> Task:
-    """Build a task by name, e.g. 'sst2', reading from `data_dir` (see resolve_data_dir).
+def get_task(
+    name: str | Path, data_dir: str | Path | None = None, strict: bool = False, format: str | None = None,
+    **options,
+) -> Task:
+    """Build a task by name, e.g. 'sst2', reading from `data_dir` (see resolve_data_dir), rendering
+    its examples in `format` ('natural', the default, or 't5'; see tasks.base).
 
     `name` may also be a path: a task spec file (.yaml/.yml/.json, see tasks.custom) or an
     MRQA file (.jsonl.gz/.jsonl, see tasks.qa); these need no data directory. `options` go
     to the task's constructor, e.g. get_task("boolq", train_file="train.jsonl").
     """
+    task = _build_task(name, data_dir, strict, **options)
+    return task.set_format(format) if format is not None else task
+
+
+def _build_task(name: str | Path, data_dir: str | Path | None, strict: bool, **options) -> Task:
     _import_builtin_tasks()
     text = str(name)
     lower = text.lower()

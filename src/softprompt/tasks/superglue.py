@@ -1,9 +1,12 @@
 """SuperGLUE tasks in T5's text-to-text formats (t5.data.preprocessors / glue_utils, v102).
 
-T5 casts every SuperGLUE task as '<task> <field>: <text> <field>: <text> ...' with label
-words as targets. The formats here follow T5's field names, task prefixes and label words;
-each class's docstring states its format and where (and why) it departs from T5's. Two
-departures run through several tasks:
+Each task renders its rows in two formats (tasks.base.TaskFormat): `natural`, the default, a
+natural-language input that ends in a question and an answer cue ('...\nAnswer:') with
+single common answer words (yes/no, True/False/Neither), for decoder-only models; and `t5`,
+T5's text-to-text format: '<task> <field>: <text> <field>: <text> ...' with T5's label words,
+for encoder-decoder models. Zero-shot scores of both on rows held out from train are in
+reports/format_selection.md. Each class's docstring states its formats and where (and why)
+the t5 format departs from T5's. Two departures run through several tasks:
 
 * Field order. The model truncates an over-long input to its last `max_input_tokens`
   tokens, so the part a decision hinges on (question, query, answer) must come last. Where
@@ -34,7 +37,7 @@ from softprompt.tasks.metrics import (
     multirc_metrics,
     record_metrics,
 )
-from softprompt.tasks.base import DataError, Example, Split, Task
+from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
 from softprompt.tasks.readers import (
     bool_field,
     choice_field,
@@ -48,6 +51,7 @@ from softprompt.tasks.registry import register_task
 __all__ = ["AXb", "AXg", "BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "SuperGLUETask", "WSC", "WiC"]
 
 FALSE_TRUE = ("False", "True")  # T5's label words for every yes/no SuperGLUE task
+NO_YES = ("no", "yes")  # the natural formats' answers to a yes/no question (class order False, True)
 
 
 class SuperGLUETask(Task):
@@ -124,7 +128,10 @@ class _LabelWordTask(SuperGLUETask):
 # ===================================================================== BoolQ
 @register_task("boolq")
 class BoolQ(_LabelWordTask):
-    """BoolQ. T5 format (exact): 'boolq passage: <passage> question: <question>' -> 'False' | 'True'.
+    """BoolQ.
+
+    natural: '<passage>\nQuestion: <question>?\nAnswer:' -> 'no' | 'yes'
+    t5:      'boolq passage: <passage> question: <question>' -> 'False' | 'True' (exact)
 
     Metric: accuracy. The shared data has no BoolQ train split (only val.jsonl = 'dev',
     test.jsonl and the 32-example FewGLUE files, loadable as splits 'fewglue32-train' and
@@ -136,6 +143,10 @@ class BoolQ(_LabelWordTask):
     name = "boolq"
     folder = "BoolQ"
     label_words = FALSE_TRUE
+    formats = {
+        "natural": TaskFormat("{passage}\nQuestion: {question}?\nAnswer:", NO_YES),
+        "t5": TaskFormat("boolq passage: {passage} question: {question}", FALSE_TRUE),
+    }
     files = {
         "train": "train.jsonl", "dev": "val.jsonl", "test": "test.jsonl",
         "fewglue32-train": "fewglue32-train.jsonl", "fewglue32-dev32": "fewglue32-dev32.jsonl",
@@ -155,15 +166,20 @@ class BoolQ(_LabelWordTask):
         passage = text_field(row, "passage", path, line_no)
         question = text_field(row, "question", path, line_no)
         target = self.label_words[bool_field(row, "label", path, line_no)] if labelled else ""
-        return [Example(f"boolq passage: {passage} question: {question}", target, self.label_words,
-                        meta=self._meta(row, line_no))]
+        fields = {"passage": passage, "question": question}
+        return [Example(self.render(**fields), target, self.label_words, meta=self._meta(row, line_no),
+                        fields=fields)]
 
 
 # ===================================================================== CB
 @register_task("cb")
 class CB(SuperGLUETask):
-    """CommitmentBank. T5 format (exact): 'cb hypothesis: <hypothesis> premise: <premise>'
-    -> 'entailment' | 'contradiction' | 'neutral'.
+    """CommitmentBank.
+
+    natural: '<premise>\nQuestion: <hypothesis> True, False, or Neither?\nAnswer:'
+             -> 'True' | 'False' | 'Neither'
+    t5:      'cb hypothesis: <hypothesis> premise: <premise>'
+             -> 'entailment' | 'contradiction' | 'neutral' (exact)
 
     Metrics: accuracy and macro-F1 over the three classes; primary 'average' = their mean,
     which is CB's contribution to the SuperGLUE score.
@@ -171,15 +187,24 @@ class CB(SuperGLUETask):
 
     name = "cb"
     folder = "CB"
-    label_words = ("entailment", "contradiction", "neutral")
+    raw_labels = ("entailment", "contradiction", "neutral")  # the data's values, in class order
+    label_words = raw_labels
     primary_metric = "average"
+    formats = {
+        "natural": TaskFormat("{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
+                              ("True", "False", "Neither")),
+        "t5": TaskFormat("cb hypothesis: {hypothesis} premise: {premise}", raw_labels),
+    }
 
     def row_examples(self, row, path, line_no, labelled):
         hypothesis = text_field(row, "hypothesis", path, line_no)
         premise = text_field(row, "premise", path, line_no)
-        target = choice_field(row, "label", path, line_no, self.label_words) if labelled else ""
-        return [Example(f"cb hypothesis: {hypothesis} premise: {premise}", target, self.label_words,
-                        meta=self._meta(row, line_no))]
+        target = ""
+        if labelled:
+            target = self.label_words[self.raw_labels.index(choice_field(row, "label", path, line_no, self.raw_labels))]
+        fields = {"premise": premise, "hypothesis": hypothesis}
+        return [Example(self.render(**fields), target, self.label_words, meta=self._meta(row, line_no),
+                        fields=fields)]
 
     def compute_metrics(self, predictions, examples):
         refs = [ex.target for ex in examples]
@@ -199,9 +224,12 @@ def _lower_first(text: str) -> str:
 
 @register_task("copa")
 class COPA(SuperGLUETask):
-    """COPA, as a continuation: 'copa premise: <premise without final period> because' (question
-    'cause') or '... so' (question 'effect'); options = the two choices with their first letter
+    """COPA, as a continuation: the premise without its final period, then 'because' (question
+    'cause') or 'so' (question 'effect'); options = the two choices with their first letter
     lower-cased (each example's own options); target = the correct choice.
+
+    natural: '<premise> because' / '<premise> so'
+    t5:      'copa premise: <premise> because' / '... so' (T5's prefix and field name)
 
     Why not T5's format ('copa choice1: ... choice2: ... premise: ... question: cause' ->
     'choice1' | 'choice2')? Rank classification with a causal LM works when the options are
@@ -215,6 +243,10 @@ class COPA(SuperGLUETask):
     name = "copa"
     folder = "COPA"
     label_words = None  # per-example options
+    formats = {
+        "natural": TaskFormat("{premise} {connective}"),
+        "t5": TaskFormat("copa premise: {premise} {connective}"),
+    }
     connectives = {"cause": "because", "effect": "so"}
 
     def row_examples(self, row, path, line_no, labelled):
@@ -229,11 +261,13 @@ class COPA(SuperGLUETask):
             if label not in (0, 1):
                 raise DataError(f"{path}:{line_no}: field 'label' should be 0 or 1, got {label!r}")
         premise = premise[:-1] if premise.endswith(".") else premise
+        fields = {"premise": premise, "connective": self.connectives[question]}
         return [Example(
-            f"copa premise: {premise} {self.connectives[question]}",
+            self.render(**fields),
             choices[label] if label is not None else "",
             choices,
             meta=self._meta(row, line_no, question=question, label=label),
+            fields={**fields, "choice1": choices[0], "choice2": choices[1]},
         )]
 
     def compute_metrics(self, predictions, examples):
@@ -253,7 +287,11 @@ def _strip_markup(text: str) -> str:
 @register_task("multirc")
 class MultiRC(SuperGLUETask):
     """MultiRC, one example per answer option:
-    'multirc paragraph: <paragraph> question: <question> answer: <answer>' -> 'False' | 'True'.
+
+    natural: '<paragraph>\nQuestion: <question>\nIs "<answer>" a correct answer?\nAnswer:'
+             -> 'no' | 'yes'
+    t5:      'multirc paragraph: <paragraph> question: <question> answer: <answer>'
+             -> 'False' | 'True'
 
     T5's prefix, field names, label words and markup cleaning (<br>, <b>) with the paragraph
     moved first: T5 orders question, answer, paragraph, and a truncated long paragraph would
@@ -266,6 +304,10 @@ class MultiRC(SuperGLUETask):
     folder = "MultiRC"
     label_words = FALSE_TRUE
     primary_metric = "average"
+    formats = {
+        "natural": TaskFormat('{paragraph}\nQuestion: {question}\nIs "{answer}" a correct answer?\nAnswer:', NO_YES),
+        "t5": TaskFormat("multirc paragraph: {paragraph} question: {question} answer: {answer}", FALSE_TRUE),
+    }
 
     def row_examples(self, row, path, line_no, labelled):
         passage = field(row, "passage", path, line_no, dict)
@@ -285,17 +327,20 @@ class MultiRC(SuperGLUETask):
                 # a few official answer options are empty strings: kept, they count in F1a
                 answer = _strip_markup(field(a, "text", path, line_no, str, awhere))
                 target = self.label_words[bool_field(a, "label", path, line_no, awhere)] if labelled else ""
+                fields = {"paragraph": paragraph, "question": question, "answer": answer}
                 examples.append(Example(
-                    f"multirc paragraph: {paragraph} question: {question} answer: {answer}",
+                    self.render(**fields),
                     target,
                     self.label_words,
+                    fields=fields,
                     group=f"{pidx}-{qidx}",
                     meta={"line": line_no, "idx": {"paragraph": pidx, "question": qidx, "answer": a.get("idx", ai)}},
                 ))
         return examples
 
     def compute_metrics(self, predictions, examples):
-        scores = multirc_metrics(predictions, [ex.target for ex in examples], [ex.group for ex in examples], "True")
+        scores = multirc_metrics(predictions, [ex.target for ex in examples], [ex.group for ex in examples],
+                                 self.label_words[1])
         scores["average"] = (scores["f1a"] + scores["em"]) / 2
         return scores
 
@@ -308,7 +353,11 @@ _HIGHLIGHT = re.compile(r"\n@highlight\n")
 @register_task("record")
 class ReCoRD(SuperGLUETask):
     """ReCoRD, by rank classification over the candidate entities:
-    'record passage: <passage> query: <query with @placeholder> entities: <e1>, <e2>, ...'
+
+    natural: '<passage>\nQuery: <query with @placeholder>\nCandidates: <e1>, <e2>, ...\n
+             Question: Which candidate does @placeholder stand for?\nAnswer:'
+    t5:      'record passage: <passage> query: <query with @placeholder> entities: <e1>, <e2>, ...'
+
     options = the candidate entities (distinct, sorted, as TFDS lists them); target = the first
     gold answer; answers = every distinct gold answer.
 
@@ -326,6 +375,11 @@ class ReCoRD(SuperGLUETask):
     name = "record"
     folder = "ReCoRD"
     label_words = None  # per-example options
+    formats = {
+        "natural": TaskFormat("{passage}\nQuery: {query}\nCandidates: {entities}\n"
+                              "Question: Which candidate does @placeholder stand for?\nAnswer:"),
+        "t5": TaskFormat("record passage: {passage} query: {query} entities: {entities}"),
+    }
     primary_metric = "average"
     files = {
         "train": "train.jsonl", "dev": "val.jsonl", "test": "test.jsonl",
@@ -382,12 +436,14 @@ class ReCoRD(SuperGLUETask):
                     raise DataError(
                         f"{path}:{line_no}: field '{where}.answers' has {outside[0]!r}, which is not a candidate entity"
                     )
+            fields = {"passage": clean, "query": query, "entities": ", ".join(options)}
             examples.append(Example(
-                f"record passage: {clean} query: {query} entities: {', '.join(options)}",
+                self.render(**fields),
                 answers[0] if answers else "",
                 options,
                 answers=answers,
                 group=str(qa.get("idx", f"{row.get('idx', line_no)}-{qi}")),
+                fields=fields,
                 meta={"line": line_no, "idx": {"passage": row.get("idx"), "query": qa.get("idx")}},
             ))
         return examples
@@ -404,8 +460,11 @@ RTE_LABELS = ("entailment", "not_entailment")
 
 @register_task("rte")
 class RTE(_LabelWordTask):
-    """RTE. T5's SuperGLUE format (exact): 'rte hypothesis: <hypothesis> premise: <premise>'
-    -> 'entailment' | 'not_entailment'.
+    """RTE.
+
+    natural: '<premise>\nQuestion: <hypothesis> True or False?\nAnswer:' -> 'True' | 'False'
+    t5:      'rte hypothesis: <hypothesis> premise: <premise>' -> 'entailment' | 'not_entailment'
+             (T5's SuperGLUE format, exact)
 
     (T5 joins the SuperGLUE fields in alphabetical order; the 'rte sentence1: ... sentence2: ...'
     form is T5's GLUE RTE, whose files name the fields sentence1/sentence2.) Metric: accuracy.
@@ -415,17 +474,25 @@ class RTE(_LabelWordTask):
 
     name = "rte"
     folder = "RTE"
+    raw_labels = RTE_LABELS  # the data's values, in class order
     label_words = RTE_LABELS
+    formats = {
+        "natural": TaskFormat("{premise}\nQuestion: {hypothesis} True or False?\nAnswer:", ("True", "False")),
+        "t5": TaskFormat("rte hypothesis: {hypothesis} premise: {premise}", RTE_LABELS),
+    }
     premise_field = "premise"
     hypothesis_field = "hypothesis"
 
     def row_examples(self, row, path, line_no, labelled):
         premise = text_field(row, self.premise_field, path, line_no)
         hypothesis = text_field(row, self.hypothesis_field, path, line_no)
-        target = choice_field(row, "label", path, line_no, self.label_words) if labelled else ""
+        target = ""
+        if labelled:
+            target = self.label_words[self.raw_labels.index(choice_field(row, "label", path, line_no, self.raw_labels))]
+        fields = {"premise": premise, "hypothesis": hypothesis}
         return [Example(
-            f"rte hypothesis: {hypothesis} premise: {premise}", target, self.label_words,
-            group=self._group(row, line_no), meta=self._meta(row, line_no),
+            self.render(**fields), target, self.label_words,
+            group=self._group(row, line_no), meta=self._meta(row, line_no), fields=fields,
         )]
 
     def _group(self, row, line_no) -> str | None:
@@ -469,7 +536,8 @@ class AXb(_Diagnostic):
 
     def compute_metrics(self, predictions, examples):
         refs = [ex.target for ex in examples]
-        return {"matthews_corr": matthews_corr(predictions, refs, "entailment"), "accuracy": accuracy(predictions, refs)}
+        return {"matthews_corr": matthews_corr(predictions, refs, self.label_words[0]),
+                "accuracy": accuracy(predictions, refs)}
 
 
 @register_task("axg", "ax-g")
@@ -500,7 +568,11 @@ class AXg(_Diagnostic):
 # ===================================================================== WiC
 @register_task("wic")
 class WiC(_LabelWordTask):
-    """WiC. T5 format (exact): 'wic sentence1: <s1> sentence2: <s2> word: <word>' -> 'False' | 'True'.
+    """WiC.
+
+    natural: 'Sentence 1: <s1>\nSentence 2: <s2>\nQuestion: Is the word "<word>" used with the
+             same meaning in both sentences?\nAnswer:' -> 'no' | 'yes'
+    t5:      'wic sentence1: <s1> sentence2: <s2> word: <word>' -> 'False' | 'True' (exact)
 
     T5 ignores the word's character offsets; so do we. Metric: accuracy.
     """
@@ -508,14 +580,20 @@ class WiC(_LabelWordTask):
     name = "wic"
     folder = "WiC"
     label_words = FALSE_TRUE
+    formats = {
+        "natural": TaskFormat('Sentence 1: {sentence1}\nSentence 2: {sentence2}\nQuestion: Is the word "{word}" '
+                              "used with the same meaning in both sentences?\nAnswer:", NO_YES),
+        "t5": TaskFormat("wic sentence1: {sentence1} sentence2: {sentence2} word: {word}", FALSE_TRUE),
+    }
 
     def row_examples(self, row, path, line_no, labelled):
         s1 = text_field(row, "sentence1", path, line_no)
         s2 = text_field(row, "sentence2", path, line_no)
         word = text_field(row, "word", path, line_no)
         target = self.label_words[bool_field(row, "label", path, line_no)] if labelled else ""
-        return [Example(f"wic sentence1: {s1} sentence2: {s2} word: {word}", target, self.label_words,
-                        meta=self._meta(row, line_no))]
+        fields = {"sentence1": s1, "sentence2": s2, "word": word}
+        return [Example(self.render(**fields), target, self.label_words, meta=self._meta(row, line_no),
+                        fields=fields)]
 
 
 # ===================================================================== WSC
@@ -588,11 +666,21 @@ def mark_wsc_spans(text: str, span1: tuple[int, str], span2: tuple[int, str]) ->
     return " ".join(out), len(found) == 2
 
 
+_MARKED = {"*": re.compile(r"\* (.+?) \*"), "#": re.compile(r"# (.+?) #")}
+
+
+def _unmark(marked: str) -> str:
+    return _MARKED["#"].sub(r"\1", _MARKED["*"].sub(r"\1", marked))
+
+
 @register_task("wsc")
 class WSC(_LabelWordTask):
-    """WSC as T5's binary 'wsc' preprocessor has it: 'wsc text: <text>' with the candidate
-    noun phrase marked '* ... *' and the pronoun '# ... #', -> 'False' | 'True' (does the
-    pronoun refer to the noun phrase?).
+    """WSC: does the pronoun refer to the noun phrase?
+
+    natural: '<text>\nQuestion: In the passage above, does "<pronoun>" refer to "<noun phrase>"?
+             \nAnswer:' -> 'no' | 'yes'
+    t5:      as T5's binary 'wsc' preprocessor has it: 'wsc text: <text>' with the candidate
+             noun phrase marked '* ... *' and the pronoun '# ... #', -> 'False' | 'True'.
 
     T5's SuperGLUE mixture trains on 'wsc_simple' (generate the referent, positive examples
     only) instead; the binary form scores every example by rank classification and matches
@@ -604,6 +692,11 @@ class WSC(_LabelWordTask):
     name = "wsc"
     folder = "WSC"
     label_words = FALSE_TRUE
+    formats = {
+        "natural": TaskFormat('{text}\nQuestion: In the passage above, does "{pronoun}" refer to "{noun}"?\nAnswer:',
+                              NO_YES),
+        "t5": TaskFormat("wsc text: {marked}", FALSE_TRUE),
+    }
 
     def row_examples(self, row, path, line_no, labelled):
         text = text_field(row, "text", path, line_no)
@@ -614,5 +707,9 @@ class WSC(_LabelWordTask):
                  text_field(target_obj, "span2_text", path, line_no, "target"))
         marked, ok = mark_wsc_spans(text, span1, span2)
         target = self.label_words[bool_field(row, "label", path, line_no)] if labelled else ""
-        return [Example(f"wsc text: {marked}", target, self.label_words,
-                        meta=self._meta(row, line_no, marked=ok))]
+        # the spans as the text has them (the files' span text may differ in case)
+        noun, pronoun = (_MARKED[m].search(marked) for m in "*#")
+        fields = {"text": _unmark(marked), "marked": marked, "noun": noun.group(1) if noun else span1[1],
+                  "pronoun": pronoun.group(1) if pronoun else span2[1]}
+        return [Example(self.render(**fields), target, self.label_words,
+                        meta=self._meta(row, line_no, marked=ok), fields=fields)]
