@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +24,7 @@ from softprompt.training.trainer import TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
+from softprompt.tasks.registry import task_class
 
 
 def train(
@@ -66,12 +68,43 @@ def evaluate_prompt(
     show_progress: bool = False,
 ) -> EvalResult:
     """Score a saved prompt (or no prompt) on one split of a task (show_progress: a bar on a
-    terminal, plain lines every 30 s otherwise)."""
+    terminal, plain lines every 30 s otherwise). A prompt is scored as it was trained: the
+    task renders the format the prompt file records and inputs are cut to its max_input_tokens."""
+    if prompt is not None:
+        task = for_prompt(task, prompt)
     examples = task.load(split)[:max_examples]
-    with ProgressReporter(f"eval {task.name}/{split}", len(examples), unit="examples",
-                          enabled=show_progress) as reporter:
-        return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size,
-                        progress=reporter.advance)
+    saved_limit = lm.max_input_tokens
+    if prompt is not None:
+        lm.max_input_tokens = prompt.metadata.input_tokens
+    try:
+        with ProgressReporter(f"eval {task.name}/{split}", len(examples), unit="examples",
+                              enabled=show_progress) as reporter:
+            return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size,
+                            progress=reporter.advance)
+    finally:
+        lm.max_input_tokens = saved_limit
+
+
+def for_prompt(task: Task, prompt: SavedPrompt) -> Task:
+    """The task rendering the format `prompt` was trained with (a copy; the task itself is kept)."""
+    fmt = prompt.metadata.task_format
+    return task.with_format(fmt) if task.formats and fmt is not None else task
+
+
+def prompt_inputs(prompt: SavedPrompt, texts: Sequence[str]) -> list[str]:
+    """Raw texts in the input format the prompt was trained with, where that format takes one
+    text field (SST-2: a review -> '<review>\nQuestion: Is this movie review ...\nAnswer:');
+    texts for other tasks (several fields) are taken as already formatted."""
+    meta = prompt.metadata
+    task_cls = task_class(meta.task) if meta.task else None
+    formats = getattr(task_cls, "formats", None) or {}
+    fmt = formats.get(meta.task_format or "")
+    if fmt is None:
+        return list(texts)
+    fields = [name for _, name, _, _ in string.Formatter().parse(fmt.template) if name]
+    if len(fields) != 1:
+        return list(texts)
+    return [fmt.render({fields[0]: text}) for text in texts]
 
 
 def classify(
@@ -79,18 +112,28 @@ def classify(
     prompt: SavedPrompt,
     inputs: Sequence[str],
     labels: Sequence[str] | None = None,
+    raw: bool = False,
 ) -> list[dict]:
-    """Label each input by rank classification over `labels` (default: the prompt's label words)."""
+    """Label each input by rank classification over `labels` (default: the prompt's label words).
+    Inputs are put in the prompt's task format (prompt_inputs) unless raw."""
     labels = list(labels or prompt.metadata.label_words or [])
     if not labels:
         raise ValueError("no labels given and the prompt file records none")
-    scores = lm.score_options(list(inputs), [labels] * len(inputs), prompt.tensor)
+    texts = list(inputs) if raw else prompt_inputs(prompt, inputs)
+    saved_limit = lm.max_input_tokens
+    lm.max_input_tokens = prompt.metadata.input_tokens
+    try:
+        scores = lm.score_options(texts, [labels] * len(texts), prompt.tensor)
+    finally:
+        lm.max_input_tokens = saved_limit
     return [
         {"label": labels[max(range(len(s)), key=s.__getitem__)], "scores": dict(zip(labels, s))}
         for s in scores
     ]
 
 
-def generate(lm: PromptedLM, prompt: SavedPrompt | None, inputs: Sequence[str], max_new_tokens: int = 32) -> list[str]:
-    """Greedy generation with the prompt prepended."""
-    return lm.generate(list(inputs), None if prompt is None else prompt.tensor, max_new_tokens=max_new_tokens)
+def generate(lm: PromptedLM, prompt: SavedPrompt | None, inputs: Sequence[str], max_new_tokens: int = 32,
+             raw: bool = False) -> list[str]:
+    """Greedy generation with the prompt prepended (inputs in its task format unless raw)."""
+    texts = list(inputs) if raw or prompt is None else prompt_inputs(prompt, inputs)
+    return lm.generate(texts, None if prompt is None else prompt.tensor, max_new_tokens=max_new_tokens)

@@ -59,6 +59,8 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: ~20 min; CUDA: the paper's)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
+    task_format: str = typer.Option("auto", "--format", help="Task input format: natural (a question and an answer "
+                                    "cue; decoder-only models), t5 (T5's; encoder-decoder models) or auto (by the model)."),
     train_split: str = typer.Option("train", "--train-split", help="Split to train on (e.g. fewglue32-train)."),
     dev_split: str = typer.Option("dev", "--dev-split", help="Split for evaluation and early stopping; 'none' to skip."),
     train_file: Optional[Path] = typer.Option(None, "--train-file", help="Read the train split from this file (e.g. BoolQ's train.jsonl)."),
@@ -68,6 +70,7 @@ def train(
     """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
     from softprompt.api import load_splits, train as run_training
     from softprompt.environment import machine_info, utc_now
+    from softprompt.tasks.base import format_for
     from softprompt.training.checkpoint import check_run_dir
 
     started = utc_now()
@@ -81,12 +84,15 @@ def train(
                             max_input_tokens=max_input_tokens, checkpoint_every=checkpoint_every,
                             activation_checkpointing=activation_checkpointing)
     options = {"train_file": train_file} if train_file else {}
-    task_obj = _task(task, data_dir, strict, **options)
+    task_obj = _task(task, data_dir, strict, format=None if task_format == "auto" else task_format, **options)
     dev = None if dev_split.lower() == "none" else dev_split
     data = load_splits(task_obj, train_split, dev, max_train)  # fail fast on data, before the model loads
     start = time.perf_counter()
     lm = _load(model, device, max_input_tokens)
     load_seconds = time.perf_counter() - start
+    if task_format == "auto" and task_obj.format != format_for(lm.is_encoder_decoder) and task_obj.formats:
+        task_obj.set_format(format_for(lm.is_encoder_decoder))
+        data = load_splits(task_obj, train_split, dev, max_train)
     run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "started": started,
                 "model_load_seconds": round(load_seconds, 1), "machine": machine_info()}
     result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume, show_progress=not quiet,
@@ -136,6 +142,8 @@ def eval_command(
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     max_examples: Optional[int] = typer.Option(None, "--max-examples"),
     no_prompt: bool = typer.Option(False, "--no-prompt", help="Evaluate the bare model (no soft prompt)."),
+    task_format: Optional[str] = typer.Option(None, "--format", help="Task input format for --no-prompt: natural or "
+                                              "t5 (default: by the model). A prompt is scored in the format it was trained with."),
     suite: Optional[str] = typer.Option(None, "--suite", help="Evaluate every prompt in a folder on a suite (e.g. superglue)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
@@ -156,8 +164,12 @@ def eval_command(
     task_name = task or (saved_meta.metadata.task if saved_meta else None)
     if not task_name:
         raise SoftPromptError("--task is required: the prompt file records no task")
-    task_obj = _task(task_name, data_dir)
+    task_obj = _task(task_name, data_dir, format=task_format)
     lm = _load(model or (saved_meta.metadata.model_id if saved_meta else DEFAULT_MODEL), device)
+    if task_format is None and saved_meta is None and task_obj.formats:
+        from softprompt.tasks.base import format_for
+
+        task_obj.set_format(format_for(lm.is_encoder_decoder))
     saved = load_prompt(prompt, lm) if prompt is not None else None
     result = evaluate_prompt(lm, task_obj, saved, split, batch_size, max_examples, show_progress=not quiet)
     table = Table(title=f"{task_obj.name} / {split} ({len(result.predictions)} examples, {result.seconds:.1f} s)")
@@ -181,6 +193,8 @@ def predict(
     max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     json_lines: bool = typer.Option(False, "--json", help="One JSON object per input."),
+    raw: bool = typer.Option(False, "--raw", help="Give the texts to the model as they are (default: put each in "
+                             "the input format the prompt was trained with, where that format takes one text)."),
 ) -> None:
     """Run a prompt on raw text: label (rank classification) or generation out."""
     from softprompt.api import classify, generate as run_generate
@@ -196,10 +210,10 @@ def predict(
     lm = _load(model or meta.model_id, device)
     saved = load_prompt(prompt, lm)
     if generate:
-        for inp, out in zip(inputs, run_generate(lm, saved, inputs, max_new_tokens)):
+        for inp, out in zip(inputs, run_generate(lm, saved, inputs, max_new_tokens, raw=raw)):
             console.print_json(json.dumps({"input": inp, "output": out})) if json_lines else console.print(out, markup=False)
     else:
-        for inp, res in zip(inputs, classify(lm, saved, inputs, label_list)):
+        for inp, res in zip(inputs, classify(lm, saved, inputs, label_list, raw=raw)):
             if json_lines:
                 console.print_json(json.dumps({"input": inp, **res}))
             else:

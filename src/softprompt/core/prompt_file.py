@@ -44,6 +44,18 @@ class PromptMetadata:
     train_settings: dict[str, Any] = field(default_factory=dict)
     best_dev_metric: dict[str, Any] | None = None
     format_version: str = FORMAT_VERSION
+    # how the task's inputs were rendered ('natural' or 't5'; None: a task with one format) and
+    # cut (inputs keep their last max_input_tokens tokens): eval, predict and serve do the same
+    task_format: str | None = None
+    max_input_tokens: int | None = None
+
+    @property
+    def input_tokens(self) -> int:
+        """The truncation the prompt was trained with; files written before it was recorded
+        have it in train_settings, else the training default of the time (256)."""
+        if self.max_input_tokens is not None:
+            return self.max_input_tokens
+        return int(self.train_settings.get("max_input_tokens", 256))
 
     def to_strings(self) -> dict[str, str]:
         return {
@@ -58,6 +70,8 @@ class PromptMetadata:
             "label_words": json.dumps(self.label_words),
             "train_settings": json.dumps(self.train_settings, default=str),
             "best_dev_metric": json.dumps(self.best_dev_metric),
+            "task_format": json.dumps(self.task_format),
+            "max_input_tokens": json.dumps(self.max_input_tokens),
         }
 
     @classmethod
@@ -76,6 +90,9 @@ class PromptMetadata:
                 train_settings=json.loads(raw.get("train_settings", "{}")),
                 best_dev_metric=json.loads(raw.get("best_dev_metric", "null")),
                 format_version=raw.get("format_version", FORMAT_VERSION),
+                # files written before formats existed rendered T5's formats
+                task_format=json.loads(raw.get("task_format", '"t5"')),
+                max_input_tokens=json.loads(raw.get("max_input_tokens", "null")),
             )
         except KeyError as err:
             raise PromptFileError(f"{path}: metadata field {err.args[0]!r} is missing") from None

@@ -29,6 +29,11 @@ FORMAT_NAMES: tuple[str, ...] = ("natural", "t5")
 DEFAULT_FORMAT = "natural"  # the shipped models are decoder-only
 
 
+def format_for(is_encoder_decoder: bool) -> str:
+    """The default format for a model: T5's for encoder-decoder models, natural otherwise."""
+    return "t5" if is_encoder_decoder else "natural"
+
+
 @dataclass(frozen=True)
 class Example:
     """One text-to-text example.

@@ -188,6 +188,8 @@ class Trainer:
             task=self.task.name,
             label_words=list(self.task.label_words) if self.task.label_words else None,
             train_settings={**self.config.to_dict(), "step": self.state.step},
+            task_format=self.task.format if self.task.formats else None,
+            max_input_tokens=self.config.max_input_tokens,
             best_dev_metric=(
                 {"name": self.task.primary_metric, "value": self.state.best_metric, "step": self.state.best_step,
                  "metrics": self.best_metrics}
