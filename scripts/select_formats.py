@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -23,10 +24,21 @@ import torch
 
 import softprompt as sp
 from softprompt.evaluation.evaluator import predict
+from softprompt.tasks.base import TaskFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("sst2", "mrpc", "qqp", "rte", "cb", "boolq", "wic", "wsc", "copa", "multirc", "record")
 HELD_OUT_SPLIT = {"boolq": "fewglue32-dev32", "record": "fewglue32-dev32"}
+# Further candidates, scored beside the task's own formats (`--extra`); the winner is what the
+# task class ships as its natural format.
+EXTRA = {
+    "sst2": {
+        "review-sentiment": TaskFormat("Review: {sentence}\nSentiment:", ("negative", "positive")),
+        "sst2-cue": TaskFormat("sst2 sentence: {sentence}\nsentiment:", ("negative", "positive")),
+        "review-question": TaskFormat("Movie review: {sentence}\nQuestion: Is this review positive or "
+                                      "negative?\nAnswer:", ("negative", "positive")),
+    },
+}
 
 
 def balanced_accuracy(predictions: list[str], examples: list) -> float:
@@ -45,12 +57,15 @@ def held_out(task, n: int) -> list:
     return rows if split != "train" else rows[-n:]
 
 
-def run(model: str, n: int, data_dir: str) -> list[dict]:
+def run(model: str, n: int, data_dir: str, tasks: tuple[str, ...], extra: bool) -> list[dict]:
     lm = sp.load_model(model, max_input_tokens=256)
     out = []
-    for name in TASKS:
-        for fmt in ("natural", "t5"):
-            task = sp.get_task(name, data_dir=data_dir, format=fmt)
+    for name in tasks:
+        candidates = ["natural", "t5"] + (list(EXTRA.get(name, {})) if extra else [])
+        for fmt in candidates:
+            task = sp.get_task(name, data_dir=data_dir)
+            task.formats = {**task.formats, **EXTRA.get(name, {})}
+            task.set_format(fmt)
             examples = held_out(task, n)
             start = time.perf_counter()
             predictions, _ = predict(lm, examples, None, batch_size=16)
@@ -92,7 +107,14 @@ def write_table(records: list[dict], meta: dict, path: Path) -> None:
                 continue
             words = ", ".join(nat["label_words"]) if nat["label_words"] else "(per-example options)"
             lines.append(f"| {model} | {task} | {nat['rows']} ({nat['split']}) | {cell(nat)} | {cell(t5)} | {words} |")
-    wins = [
+    extras = [r for r in records if r["format"] not in ("natural", "t5")]
+    if extras:
+        lines += ["", "Further candidates (the task's `natural` format is the one shipped):", "",
+                  "| model | task | format | template | acc. / balanced |", "|---|---|---|---|---|"]
+        for r in extras:
+            template = EXTRA[r["task"]][r["format"]].template.replace("\n", "\\n")
+            lines.append(f"| {r['model']} | {r['task']} | {r['format']} | `{template}` | {cell(r)} |")
+    wins = [  # natural vs t5 only
         (by_key[(m, t, "natural")], by_key[(m, t, "t5")]) for (m, t, f) in by_key if f == "natural"
         if (m, t, "t5") in by_key
     ]
@@ -109,12 +131,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100, help="Held-out rows per task (the last N of train).")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(ROOT / "reports" / "format_selection"))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--extra", action="store_true", help="Also score the further candidates (EXTRA).")
+    parser.add_argument("--append", action="store_true", help="Add to the existing record (same keys replaced).")
     args = parser.parse_args()
-    records = [r for m in args.models for r in run(m, args.rows, args.data_dir)]
-    meta = {"command": "python scripts/select_formats.py", "date": date.today().isoformat(),
+    records = [r for m in args.models for r in run(m, args.rows, args.data_dir, tuple(args.tasks), args.extra)]
+    out = Path(args.out)
+    command = " ".join(["python scripts/select_formats.py", *sys.argv[1:]])
+    if args.append and out.with_suffix(".json").is_file():
+        old = json.loads(out.with_suffix(".json").read_text())
+        key = lambda r: (r["model"], r["task"], r["format"])  # noqa: E731
+        new = {key(r) for r in records}
+        records = [r for r in old["runs"] if key(r) not in new] + records
+        command = old["meta"]["command"] + "; " + command
+    meta = {"command": command, "date": date.today().isoformat(),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
             "rows": args.rows}
-    out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": records}, indent=2) + "\n")
     write_table(records, meta, out.with_suffix(".md"))
 

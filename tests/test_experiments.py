@@ -365,3 +365,22 @@ def test_defaults_method_and_summary_report_on_a_tiny_model(tmp_path, data_dir, 
     assert f"{row['margin']:+.1f}" in md
     assert (" ✓" in md) == (row["margin"] >= TARGET_MARGIN)
     assert "cmd d" in md
+
+
+def test_a_finished_cli_run_is_imported_as_the_defaults_result(tmp_path, data_dir):
+    from softprompt.experiments.report import import_run
+
+    import softprompt as sp
+
+    lm = tiny_llama()
+    task = get_task("cb", data_dir)
+    result = sp.train(lm, task, tmp_path / "run", PromptConfig(length=2, init="sampled-vocab"),
+                      sp.TrainConfig(batch_size=2, max_steps=2, eval_every=2, learning_rate=0.01),
+                      max_train_examples=4, show_progress=False, run_info={"command": "softprompt train --task cb"})
+    record = import_run(tmp_path / "r.json", task, tmp_path / "run", "tiny")
+    assert record["metrics"] == (result.final_metrics or result.best_metrics)
+    assert record["primary"] == record["metrics"][task.primary_metric]
+    assert record["command"] == "softprompt train --task cb"
+    assert record["dev_examples"] == 56
+    assert record["train_examples"] == 250
+    assert load_results(tmp_path / "r.json")["meta"]["model"] == "tiny"

@@ -255,6 +255,23 @@ def report_run(
     console.print(f"results in {results}", markup=False)
 
 
+@experiments_app.command("report-import")
+def report_import(
+    task: str = typer.Option(..., "--task", "-t", help="The task the run trained."),
+    run: Path = typer.Option(..., "--run", help="A finished `softprompt train` run folder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The model it ran on."),
+    train_split: str = typer.Option("train", "--train-split", help="The split it trained on."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results JSON (default: reports/results/<model>.json)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+) -> None:
+    """Record a finished training run with the library's defaults as a task's prompt-tuning result."""
+    from softprompt.experiments.report import import_run
+
+    results = results or Path("reports/results") / f"{model}.json"
+    record = import_run(results, _task(task, data_dir), run, model, train_split)
+    console.print(f"{task}: {record['metrics']} -> {results}", markup=False)
+
+
 @experiments_app.command("report-build")
 def report_build(
     results: List[Path] = typer.Option([Path("reports/results/smollm2.json"), Path("reports/results/gemma3-270m.json")],

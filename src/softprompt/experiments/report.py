@@ -200,18 +200,8 @@ def run_task(
         result = train_prompt(lm, task, runs / "defaults", PromptConfig(init=settings.init_for(task)),
                               TrainConfig(max_input_tokens=max_tokens, eval_batch_size=settings.eval_batch_size),
                               train, dev, show_progress=False)
-        log_lines = [json.loads(ln) for ln in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-        metrics = result.final_metrics or result.best_metrics or {}
-        out["defaults"] = {
-            **common, "method": "defaults", "steps": result.steps, "best_step": result.best_step,
-            "metrics": metrics, "primary": metrics.get(task.primary_metric),
-            "initial_metrics": result.initial_metrics, "settings": result.settings, "warnings": result.warnings,
-            "wall_seconds": time.perf_counter() - start, "train_seconds": result.seconds,
-            "losses": [(r["step"], round(r["loss"], 4)) for r in log_lines if r.get("event") == "train"],
-            "evals": [(r["step"], r["metrics"].get(task.primary_metric), r["examples"])
-                      for r in log_lines if r.get("event") == "eval"],
-            "prompt_path": str(result.prompt_path),
-        }
+        record = defaults_record(result.run_dir, task.primary_metric)
+        out["defaults"] = {**common, **record, "wall_seconds": time.perf_counter() - start}
         save_record(results_path, name, "defaults", out["defaults"], meta)
 
     if "prompt" in methods:
@@ -271,6 +261,38 @@ def run_task(
         out["model"] = record
         save_record(results_path, name, "model", record, meta)
     return out
+
+
+def defaults_record(run_dir: str | Path, primary_metric: str) -> dict:
+    """The 'defaults' record of a finished training run folder (result.json, metrics.jsonl)."""
+    run_dir = Path(run_dir)
+    result = json.loads((run_dir / "result.json").read_text())
+    log = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    metrics = result.get("final_metrics") or result.get("best_metrics") or {}
+    run = result.get("run") or {}
+    return {
+        "method": "defaults", "steps": result["steps"], "best_step": result["best_step"],
+        "metrics": metrics, "primary": metrics.get(primary_metric),
+        "initial_metrics": result["initial_metrics"], "settings": result.get("settings"),
+        "warnings": result.get("warnings"), "train_seconds": result["seconds"],
+        "wall_seconds": result["seconds"] + run.get("model_load_seconds", 0.0),
+        "losses": [(r["step"], round(r["loss"], 4)) for r in log if r.get("event") == "train"],
+        "evals": [(r["step"], r["metrics"].get(primary_metric), r["examples"]) for r in log if r.get("event") == "eval"],
+        "prompt_path": result["prompt_path"], **({"command": run["command"]} if run.get("command") else {}),
+    }
+
+
+def import_run(results_path: str | Path, task: Task, run_dir: str | Path, model: str,
+               train_split: str = "train") -> dict:
+    """Record a finished `softprompt train` run (with the library's defaults) as a task's
+    'defaults' result, so the report's prompt-tuning figure is that exact command's."""
+    record = defaults_record(run_dir, task.primary_metric)
+    dev = task.load("dev")
+    record.update(dev_examples=len(dev), dev_total=len(dev), train_split=train_split,
+                  train_examples=len(task.load(train_split)),
+                  date=time.strftime("%Y-%m-%d %H:%M:%S"), run_dir=str(run_dir))
+    save_record(results_path, task.name, "defaults", record, {"model": model, "machine": _machine()})
+    return record
 
 
 # ---------------------------------------------------------------- the Markdown report
