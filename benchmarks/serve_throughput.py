@@ -343,11 +343,11 @@ def main(argv: list[str] | None = None) -> int:
 
     app = None
     if args.http:
-        from softprompt.serving.app import create_app
-        from softprompt.serving.settings import ServerSettings
         import tempfile
 
         from softprompt.core.prompt_file import metadata_for, save_prompt
+        from softprompt.serving.app import create_app
+        from softprompt.serving.settings import ServerSettings
 
         folder = Path(tempfile.mkdtemp(prefix="serve-bench-"))
         for t, tensor in enumerate(prompts):

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 import torch
+from tiny import tiny_llama
 
 from softprompt.cli.main import main
-from tiny import tiny_llama
 
 
 @pytest.fixture(scope="module")

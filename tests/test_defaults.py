@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from tiny import ToyTask, tiny_gemma3, tiny_llama
 
 from softprompt.api import train as api_train
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
@@ -18,7 +19,6 @@ from softprompt.training.defaults import (
 )
 from softprompt.training.loss_watch import LossWatch
 from softprompt.training.trainer import Trainer
-from tiny import ToyTask, tiny_gemma3, tiny_llama
 
 
 def test_embedding_std_is_measured_as_the_model_reads_embeddings():

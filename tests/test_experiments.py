@@ -368,9 +368,8 @@ def test_defaults_method_and_summary_report_on_a_tiny_model(tmp_path, data_dir, 
 
 
 def test_a_finished_cli_run_is_imported_as_the_defaults_result(tmp_path, data_dir):
-    from softprompt.experiments.report import import_run
-
     import softprompt as sp
+    from softprompt.experiments.report import import_run
 
     lm = tiny_llama()
     task = get_task("cb", data_dir)

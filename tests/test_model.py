@@ -1,9 +1,9 @@
 """The adapter: prompt placement, masks, padding invariance, LM-head-at-targets loss."""
 import pytest
 import torch
+from tiny import MAKERS, tiny_gemma3, tiny_llama, tiny_t5
 
 from softprompt.core.model import EncodedRow
-from tiny import MAKERS, tiny_gemma3, tiny_llama, tiny_t5
 
 TEXTS = [("the movie was great fun", "positive"), ("bad", "negative"), ("a really long boring story of the plot", "negative")]
 

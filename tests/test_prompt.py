@@ -3,11 +3,11 @@ import math
 
 import pytest
 import torch
+from tiny import tiny_gemma3, tiny_llama
 
 from softprompt.core.config import ConfigError, PromptConfig
 from softprompt.core.prompt import SoftPrompt, initial_prompt, label_token_ids
 from softprompt.core.prompt_file import metadata_for, save_prompt
-from tiny import tiny_gemma3, tiny_llama
 
 
 def test_random_uniform_literal_range():

@@ -3,11 +3,17 @@ import json
 
 import pytest
 import torch
-
-from softprompt.core.prompt_file import (export_peft, import_peft, load_prompt, metadata_for, read_prompt,
-                                         save_prompt)
-from softprompt.errors import ModelMismatchError, PromptFileError
 from tiny import tiny_gemma3, tiny_llama
+
+from softprompt.core.prompt_file import (
+    export_peft,
+    import_peft,
+    load_prompt,
+    metadata_for,
+    read_prompt,
+    save_prompt,
+)
+from softprompt.errors import ModelMismatchError, PromptFileError
 
 
 def _save(lm, path, length=4, **fields):

@@ -3,13 +3,13 @@ import json
 
 from safetensors import safe_open
 from safetensors.torch import save_file
+from tiny import tiny_llama
 
 import softprompt as sp
 from softprompt.api import evaluate_prompt, prompt_inputs
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.prompt_file import read_prompt
 from softprompt.evaluation.evaluator import evaluate
-from tiny import tiny_llama
 
 
 def _train(lm, task, run_dir, max_input_tokens=256):

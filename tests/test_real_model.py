@@ -4,8 +4,8 @@ import torch
 
 import softprompt as sp
 from softprompt.core.prompt import SoftPrompt
-from softprompt.training.trainer import Trainer
 from softprompt.evaluation.neighbours import nearest_tokens
+from softprompt.training.trainer import Trainer
 
 pytestmark = pytest.mark.real_model
 

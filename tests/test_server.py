@@ -17,6 +17,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save_file
+from tiny import tiny_gemma3, tiny_llama, tiny_t5
 
 from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
 from softprompt.serving.app import create_app
@@ -25,7 +26,6 @@ from softprompt.serving.errors import InferenceFailed, QueueFull, ShuttingDown
 from softprompt.serving.registry import PromptRegistry
 from softprompt.serving.scheduler import BatchScheduler, PromptedLMExecutor, Row, wait_idle
 from softprompt.serving.settings import ServerSettings
-from tiny import tiny_gemma3, tiny_llama, tiny_t5
 
 torch.set_num_threads(1)
 

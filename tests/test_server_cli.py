@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import typer
+from tiny import tiny_llama
 from typer.testing import CliRunner
 
 from softprompt.cli.serve import client_app, serve_command
@@ -16,7 +17,6 @@ from softprompt.errors import SoftPromptError
 from softprompt.serving.app import create_app
 from softprompt.serving.background import serve_in_thread
 from softprompt.serving.settings import ServerSettings
-from tiny import tiny_llama
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

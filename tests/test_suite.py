@@ -7,17 +7,17 @@ from rich.console import Console
 from tiny import tiny_llama
 from typer.testing import CliRunner
 
+from softprompt.cli.suite import run_suite_command, suite_table
 from softprompt.core.config import PromptConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, save_prompt
 from softprompt.errors import SoftPromptError
-from softprompt.tasks.metrics import superglue_score
-from softprompt.cli.suite import run_suite_command, suite_table
 from softprompt.evaluation.suite import (
     find_prompts,
     run_suite,
     task_score,
 )
+from softprompt.tasks.metrics import superglue_score
 
 torch.set_num_threads(1)
 

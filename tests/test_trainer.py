@@ -3,13 +3,13 @@ import json
 
 import pytest
 import torch
+from tiny import ToyTask, tiny_llama, tiny_t5
 
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
-from softprompt.training.trainer import Trainer
 from softprompt.errors import SoftPromptError
-from tiny import ToyTask, tiny_llama, tiny_t5
+from softprompt.training.trainer import Trainer
 
 
 def _trainer(lm, run_dir, steps=12, on_step=None, **cfg):

@@ -19,12 +19,12 @@ from typing import Sequence
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt_file import SavedPrompt
-from softprompt.training.run import train_prompt
-from softprompt.training.trainer import TrainResult
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
 from softprompt.tasks.registry import task_class
+from softprompt.training.run import train_prompt
+from softprompt.training.trainer import TrainResult
 
 
 def train(

@@ -68,7 +68,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
-    from softprompt.api import load_splits, train as run_training
+    from softprompt.api import load_splits
+    from softprompt.api import train as run_training
     from softprompt.environment import machine_info, utc_now
     from softprompt.tasks.base import format_for
     from softprompt.training.checkpoint import check_run_dir
@@ -197,7 +198,8 @@ def predict(
                              "the input format the prompt was trained with, where that format takes one text)."),
 ) -> None:
     """Run a prompt on raw text: label (rank classification) or generation out."""
-    from softprompt.api import classify, generate as run_generate
+    from softprompt.api import classify
+    from softprompt.api import generate as run_generate
     from softprompt.core.prompt_file import load_prompt, read_prompt
 
     inputs = list(text or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()])

@@ -32,10 +32,10 @@ import torch
 
 from softprompt.core.config import ConfigError
 from softprompt.core.model import PromptedLM
-from softprompt.training.trainer import ExampleStream
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.tasks.base import Example, Task
+from softprompt.training.trainer import ExampleStream
 
 
 @dataclass(frozen=True)

@@ -38,14 +38,14 @@ from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import load_prompt
-from softprompt.fileio import atomic_write
-from softprompt.training.run import train_prompt
-from softprompt.training.trainer import Trainer
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.ensemble import evaluate_ensemble
 from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
 from softprompt.experiments.prompt_design import evaluate_prompt_design
+from softprompt.fileio import atomic_write
 from softprompt.tasks.base import Task
+from softprompt.training.run import train_prompt
+from softprompt.training.trainer import Trainer
 
 REPORT_TASKS: tuple[str, ...] = ("sst2", "rte", "cb", "copa", "wic", "mrpc")
 METHODS: tuple[str, ...] = ("majority", "design", "defaults", "prompt", "ensemble", "model")

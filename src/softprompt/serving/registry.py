@@ -27,8 +27,8 @@ from torch import Tensor
 
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt_file import PromptMetadata, check_compatible, read_prompt
-from softprompt.fileio import atomic_write
 from softprompt.errors import ModelMismatchError, PromptFileError
+from softprompt.fileio import atomic_write
 from softprompt.serving.errors import PromptNotFound, PromptRejected, ServingError, TooLarge
 
 log = logging.getLogger("softprompt.serving")

@@ -14,12 +14,11 @@ A built-in task renders its rows in one of two formats (`TaskFormat`):
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
-
 
 from softprompt.errors import DataError
 

@@ -30,8 +30,8 @@ import string
 from pathlib import Path
 from typing import Any, Sequence
 
-from softprompt.tasks.metrics import accuracy, binary_f1, macro_f1, matthews_corr, squad_metrics
 from softprompt.tasks.base import DataError, Example, Split, Task
+from softprompt.tasks.metrics import accuracy, binary_f1, macro_f1, matthews_corr, squad_metrics
 from softprompt.tasks.readers import read_csv, read_jsonl
 
 __all__ = ["CustomTask", "SPEC_SUFFIXES", "is_spec_path", "load_custom_task", "parse_spec"]

@@ -6,8 +6,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from softprompt.tasks.metrics import accuracy, binary_f1
 from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
+from softprompt.tasks.metrics import accuracy, binary_f1
 from softprompt.tasks.readers import DataWarning, read_tsv, require_file
 from softprompt.tasks.registry import register_task
 

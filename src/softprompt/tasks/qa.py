@@ -22,8 +22,8 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
-from softprompt.tasks.metrics import squad_metrics
 from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
+from softprompt.tasks.metrics import squad_metrics
 from softprompt.tasks.readers import field, read_jsonl, require_file, text_field
 from softprompt.tasks.registry import register_task
 

@@ -29,6 +29,7 @@ import string
 from pathlib import Path
 from typing import Any, Sequence
 
+from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
 from softprompt.tasks.metrics import (
     accuracy,
     gender_parity,
@@ -37,7 +38,6 @@ from softprompt.tasks.metrics import (
     multirc_metrics,
     record_metrics,
 )
-from softprompt.tasks.base import DataError, Example, Split, Task, TaskFormat
 from softprompt.tasks.readers import (
     bool_field,
     choice_field,

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from softprompt.fileio import atomic_write
 from softprompt.errors import SoftPromptError
+from softprompt.fileio import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
