@@ -38,6 +38,16 @@ EXTRA = {
         "review-question": TaskFormat("Movie review: {sentence}\nQuestion: Is this review positive or "
                                       "negative?\nAnswer:", ("negative", "positive")),
     },
+    "cb": {
+        "yes-no-maybe": TaskFormat("{premise}\nQuestion: Does this mean that {hypothesis}? Yes, no, or maybe?\n"
+                                   "Answer:", ("yes", "no", "maybe")),
+        "cb-cue": TaskFormat("cb hypothesis: {hypothesis} premise: {premise}\nanswer:",
+                             ("entailment", "contradiction", "neutral")),
+    },
+    "multirc": {
+        "true-false": TaskFormat('{paragraph}\nQuestion: {question}\nProposed answer: {answer}\n'
+                                 "Is the proposed answer true or false?\nAnswer:", ("false", "true")),
+    },
 }
 
 
