@@ -123,7 +123,8 @@ def test_natural_formats_end_in_an_answer_cue_with_single_word_labels(data):
     assert mrpc.target == "yes"
     assert _load(data, "qqp", "train", "natural")[0].input.endswith("mean the same thing?\nAnswer:")
     sst2 = _load(data, "sst2", "train", "natural")[0]
-    assert sst2.input.endswith("\nQuestion: Is this movie review positive or negative?\nAnswer:")
+    assert sst2.input.startswith("sst2 sentence: ")
+    assert sst2.input.endswith("\nsentiment:")
     squad = _load(data, "squad", "train", "natural")[0]
     assert squad.input.endswith("\nQuestion: Which NFL team represented the AFC at Super Bowl 50?\nAnswer:")
 

@@ -93,7 +93,7 @@ def for_prompt(task: Task, prompt: SavedPrompt) -> Task:
 
 def prompt_inputs(prompt: SavedPrompt, texts: Sequence[str]) -> list[str]:
     """Raw texts in the input format the prompt was trained with, where that format takes one
-    text field (SST-2: a review -> '<review>\nQuestion: Is this movie review ...\nAnswer:');
+    text field (SST-2: a review -> 'sst2 sentence: <review>\nsentiment:');
     texts for other tasks (several fields) are taken as already formatted."""
     meta = prompt.metadata
     task_cls = task_class(meta.task) if meta.task else None

@@ -16,13 +16,15 @@ from softprompt.tasks.registry import register_task
 class SST2(Task):
     """SST-2 sentiment.
 
-    natural: '<sentence>\nQuestion: Is this movie review positive or negative?\nAnswer:'
-             -> 'negative' | 'positive'
+    natural: 'sst2 sentence: <sentence>\nsentiment:' -> 'negative' | 'positive'
     t5:      'sst2 sentence: <sentence>' -> 'negative' | 'positive' (T5's, exact)
 
     A decoder-only model reading 'sst2 sentence: ... a great film positive' is not told that
-    an answer follows; the natural format ends in a question and an answer cue, so the label
-    word is the model's next word (held-out train rows: reports/format_selection.md).
+    an answer follows; the decoder-only format ends in an answer cue, so the label word is the
+    model's next word. Of the candidates in reports/format_selection.md (held-out train rows,
+    no prompt), T5's text plus the cue '\nsentiment:' scored best on both shipped models (on
+    Gemma 3 well above 'Review: ...\nSentiment:' and a question form ending in 'Answer:'), so
+    SST-2's natural format keeps T5's field label.
 
     Files: glue/SST-2/{train,dev,test}.tsv (columns sentence, label; test has no labels).
     """
@@ -31,8 +33,7 @@ class SST2(Task):
     label_words = ("negative", "positive")
     primary_metric = "accuracy"
     formats = {
-        "natural": TaskFormat("{sentence}\nQuestion: Is this movie review positive or negative?\nAnswer:",
-                              ("negative", "positive")),
+        "natural": TaskFormat("sst2 sentence: {sentence}\nsentiment:", ("negative", "positive")),
         "t5": TaskFormat("sst2 sentence: {sentence}", ("negative", "positive")),
     }
     _files = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
