@@ -33,18 +33,24 @@ HELD_OUT_SPLIT = {"boolq": "fewglue32-dev32", "record": "fewglue32-dev32"}
 # task class ships as its natural format.
 EXTRA = {
     "sst2": {
+        "question-form": TaskFormat("{sentence}\nQuestion: Is this movie review positive or negative?\nAnswer:",
+                                    ("negative", "positive")),
         "review-sentiment": TaskFormat("Review: {sentence}\nSentiment:", ("negative", "positive")),
         "sst2-cue": TaskFormat("sst2 sentence: {sentence}\nsentiment:", ("negative", "positive")),
         "review-question": TaskFormat("Movie review: {sentence}\nQuestion: Is this review positive or "
                                       "negative?\nAnswer:", ("negative", "positive")),
     },
     "cb": {
+        "true-false-neither": TaskFormat("{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
+                                         ("True", "False", "Neither")),
         "yes-no-maybe": TaskFormat("{premise}\nQuestion: Does this mean that {hypothesis}? Yes, no, or maybe?\n"
                                    "Answer:", ("yes", "no", "maybe")),
         "cb-cue": TaskFormat("cb hypothesis: {hypothesis} premise: {premise}\nanswer:",
                              ("entailment", "contradiction", "neutral")),
     },
     "multirc": {
+        "is-correct": TaskFormat('{paragraph}\nQuestion: {question}\nIs "{answer}" a correct answer?\nAnswer:',
+                                 ("no", "yes")),
         "true-false": TaskFormat('{paragraph}\nQuestion: {question}\nProposed answer: {answer}\n'
                                  "Is the proposed answer true or false?\nAnswer:", ("false", "true")),
     },
@@ -118,12 +124,18 @@ def write_table(records: list[dict], meta: dict, path: Path) -> None:
             words = ", ".join(nat["label_words"]) if nat["label_words"] else "(per-example options)"
             lines.append(f"| {model} | {task} | {nat['rows']} ({nat['split']}) | {cell(nat)} | {cell(t5)} | {words} |")
     extras = [r for r in records if r["format"] not in ("natural", "t5")]
+    shipped_as = {r["task"]: r["same_as"] for r in records if r.get("same_as")}
+    if shipped_as:
+        lines += ["", "The natural format of " + ", ".join(f"{t} is candidate '{c}'" for t, c in shipped_as.items())
+                  + " below."]
     if extras:
         lines += ["", "Further candidates (the task's `natural` format is the one shipped):", "",
                   "| model | task | format | template | acc. / balanced |", "|---|---|---|---|---|"]
         for r in extras:
             template = EXTRA[r["task"]][r["format"]].template.replace("\n", "\\n")
             lines.append(f"| {r['model']} | {r['task']} | {r['format']} | `{template}` | {cell(r)} |")
+    lines += ["", "Rule: a task ships, as its natural format, the candidate ending in an answer cue with the best "
+              "mean balanced accuracy over both models (accuracy for per-example options)."]
     wins = [  # natural vs t5 only
         (by_key[(m, t, "natural")], by_key[(m, t, "t5")]) for (m, t, f) in by_key if f == "natural"
         if (m, t, "t5") in by_key
@@ -144,7 +156,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--extra", action="store_true", help="Also score the further candidates (EXTRA).")
     parser.add_argument("--append", action="store_true", help="Add to the existing record (same keys replaced).")
+    parser.add_argument("--table-only", action="store_true", help="Rewrite the table from the record; run nothing.")
     args = parser.parse_args()
+    if args.table_only:
+        record = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write_table(record["runs"], record["meta"], Path(args.out).with_suffix(".md"))
+        return
     records = [r for m in args.models for r in run(m, args.rows, args.data_dir, tuple(args.tasks), args.extra)]
     out = Path(args.out)
     command = " ".join(["python scripts/select_formats.py", *sys.argv[1:]])

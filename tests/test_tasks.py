@@ -99,8 +99,9 @@ def test_natural_formats_end_in_an_answer_cue_with_single_word_labels(data):
     assert rte.fields == {"premise": "No Weapons of Mass Destruction Found in Iraq Yet.",
                           "hypothesis": "Weapons of Mass Destruction Found in Iraq."}
     cb = _load(data, "cb", "train", "natural")[0]
-    assert cb.input.endswith("Question: the language was peeled down True, False, or Neither?\nAnswer:")
-    assert cb.target == "True" and cb.options == ("True", "False", "Neither")
+    assert cb.input.startswith("cb hypothesis: the language was peeled down premise: ")
+    assert cb.input.endswith("\nanswer:")
+    assert cb.target == "entailment"
     boolq = _load(data, "boolq", "dev", "natural")[0]
     assert boolq.input.endswith("\nQuestion: does ethanol take more energy make that produces?\nAnswer:")
     assert boolq.target == "no"
@@ -113,8 +114,9 @@ def test_natural_formats_end_in_an_answer_cue_with_single_word_labels(data):
     assert wsc.input.endswith('Question: In the passage above, does "He" refer to "Mark"?\nAnswer:')
     assert wsc.target == "no"
     multirc = _load(data, "multirc", "train", "natural")[0]
-    assert multirc.input.endswith('Is "Children, Gerd, or Dorian Popa" a correct answer?\nAnswer:')
-    assert multirc.target == "no"
+    assert multirc.input.endswith("Proposed answer: Children, Gerd, or Dorian Popa\n"
+                                  "Is the proposed answer true or false?\nAnswer:")
+    assert multirc.target == "false"
     record = _load(data, "record", "fewglue32-train", "natural")[0]
     assert record.input.endswith("Question: Which candidate does @placeholder stand for?\nAnswer:")
     assert record.target == "Olimpija Ljubljana"
@@ -215,7 +217,7 @@ def test_superglue_metrics_keys(data):
     # the natural format's words are scored the same way
     natural = get_task("multirc", data)
     ndev = _load(data, "multirc", "dev", "natural")
-    assert natural.compute_metrics(["yes"] * len(ndev), ndev) == always_true
+    assert natural.compute_metrics(["true"] * len(ndev), ndev) == always_true
 
 
 # ============================================================ BoolQ / ReCoRD missing files

@@ -176,10 +176,13 @@ class BoolQ(_LabelWordTask):
 class CB(SuperGLUETask):
     """CommitmentBank.
 
-    natural: '<premise>\nQuestion: <hypothesis> True, False, or Neither?\nAnswer:'
-             -> 'True' | 'False' | 'Neither'
-    t5:      'cb hypothesis: <hypothesis> premise: <premise>'
-             -> 'entailment' | 'contradiction' | 'neutral' (exact)
+    natural: 'cb hypothesis: <hypothesis> premise: <premise>\nanswer:'
+             -> 'entailment' | 'contradiction' | 'neutral'
+    t5:      'cb hypothesis: <hypothesis> premise: <premise>' -> the same words (exact)
+
+    The decoder-only format is T5's plus an answer cue: of the candidates in
+    reports/format_selection.md it had the best mean balanced accuracy over both models
+    (a question with True / False / Neither, and one with yes / no / maybe, scored lower).
 
     Metrics: accuracy and macro-F1 over the three classes; primary 'average' = their mean,
     which is CB's contribution to the SuperGLUE score.
@@ -191,8 +194,7 @@ class CB(SuperGLUETask):
     label_words = raw_labels
     primary_metric = "average"
     formats = {
-        "natural": TaskFormat("{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
-                              ("True", "False", "Neither")),
+        "natural": TaskFormat("cb hypothesis: {hypothesis} premise: {premise}\nanswer:", raw_labels),
         "t5": TaskFormat("cb hypothesis: {hypothesis} premise: {premise}", raw_labels),
     }
 
@@ -288,8 +290,9 @@ def _strip_markup(text: str) -> str:
 class MultiRC(SuperGLUETask):
     """MultiRC, one example per answer option:
 
-    natural: '<paragraph>\nQuestion: <question>\nIs "<answer>" a correct answer?\nAnswer:'
-             -> 'no' | 'yes'
+    natural: '<paragraph>\nQuestion: <question>\nProposed answer: <answer>\nIs the proposed
+             answer true or false?\nAnswer:' -> 'false' | 'true' (the better of two measured
+             candidates, reports/format_selection.md)
     t5:      'multirc paragraph: <paragraph> question: <question> answer: <answer>'
              -> 'False' | 'True'
 
@@ -305,7 +308,8 @@ class MultiRC(SuperGLUETask):
     label_words = FALSE_TRUE
     primary_metric = "average"
     formats = {
-        "natural": TaskFormat('{paragraph}\nQuestion: {question}\nIs "{answer}" a correct answer?\nAnswer:', NO_YES),
+        "natural": TaskFormat("{paragraph}\nQuestion: {question}\nProposed answer: {answer}\n"
+                              "Is the proposed answer true or false?\nAnswer:", ("false", "true")),
         "t5": TaskFormat("multirc paragraph: {paragraph} question: {question} answer: {answer}", FALSE_TRUE),
     }
 
