@@ -25,6 +25,7 @@ from tiny import tiny_llama, tiny_t5
 from softprompt.core.prompt_file import metadata_for, read_prompt
 from softprompt.serving.client import ClientError, SoftPromptClient
 from softprompt.serving.scheduler import wait_idle
+from softprompt.serving.settings import ServerSettings
 
 torch.set_num_threads(1)
 
@@ -393,3 +394,66 @@ def test_python_client_class(client, lm, tmp_path):
         sp.prompt("up")
     assert err.value.status == 404
     assert "softprompt_requests_total" in sp.metrics()
+
+
+# =========================================================================== settings, ETag / If-Match
+@pytest.mark.parametrize("field, value", [
+    ("batching", "sometimes"), ("max_batch_size", 0), ("max_batch_size", 2.5), ("max_queue_rows", True),
+    ("max_wait_ms", -1), ("max_wait_ms", float("nan")), ("request_timeout_s", 0), ("store_poll_s", -0.5),
+    ("max_upload_bytes", "16MB"),
+])
+def test_bad_settings_raise_config_error_naming_the_field(field, value):
+    from softprompt.core.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        ServerSettings(**{field: value})
+    assert str(err.value).startswith(f"{field}:")
+
+
+def test_etag_if_match_and_if_none_match(client, lm, tmp_path):
+    v1 = prompt_bytes(lm, tmp_path, seed=1)
+    v2 = prompt_bytes(lm, tmp_path, seed=2)
+    v3 = prompt_bytes(lm, tmp_path, seed=3)
+    # create only: If-None-Match: *
+    r = client.put("/v1/prompts/etag", content=v1, headers={**ADMIN, "If-None-Match": "*"})
+    assert r.status_code == 201
+    tag1 = r.headers["etag"]
+    assert tag1 == f'"{r.json()["sha256"]}"'
+    assert client.get("/v1/prompts/etag").headers["etag"] == tag1
+    r = client.put("/v1/prompts/etag", content=v2, headers={**ADMIN, "If-None-Match": "*"})
+    assert r.status_code == 412 and "already exists" in r.json()["detail"]
+    # two admins both read tag1; the first replace wins, the second gets 412 and nothing changes
+    r = client.put("/v1/prompts/etag", content=v2, headers={**ADMIN, "If-Match": tag1})
+    assert r.status_code == 200
+    tag2 = r.headers["etag"]
+    assert tag2 != tag1
+    r = client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": tag1})
+    assert r.status_code == 412 and tag2 in r.json()["detail"]
+    assert client.get("/v1/prompts/etag").headers["etag"] == tag2
+    assert client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": f'"x", {tag2}'}).status_code == 200
+    tag3 = client.get("/v1/prompts/etag").headers["etag"]
+    assert client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": f"W/{tag3}"}).status_code == 412
+    # delete with a stale tag: 412; with the current one: 204; If-Match on a missing prompt: 412
+    assert client.delete("/v1/prompts/etag", headers={**ADMIN, "If-Match": tag2}).status_code == 412
+    assert client.delete("/v1/prompts/etag", headers={**ADMIN, "If-Match": tag3}).status_code == 204
+    assert client.put("/v1/prompts/etag", content=v1, headers={**ADMIN, "If-Match": "*"}).status_code == 412
+    # without a precondition (the default): unconditional, as before
+    assert client.put("/v1/prompts/etag", content=v1, headers=ADMIN).status_code == 201
+
+
+def test_require_if_match_gives_428_without_a_precondition(lm, prompts_dir, tmp_path):
+    data = prompt_bytes(lm, tmp_path)
+    with make_client(lm, prompts_dir, require_if_match=True) as c:
+        r = c.put("/v1/prompts/new", content=data, headers=ADMIN)
+        assert r.status_code == 428 and "If-Match" in r.json()["detail"]
+        assert c.delete("/v1/prompts/sst2", headers=ADMIN).status_code == 428
+        assert c.put("/v1/prompts/new", content=data, headers={**ADMIN, "If-None-Match": "*"}).status_code == 201
+        tag = c.get("/v1/prompts/sst2").headers["etag"]
+        assert c.delete("/v1/prompts/sst2", headers={**ADMIN, "If-Match": tag}).status_code == 204
+
+
+def test_replica_header(lm, prompts_dir):
+    with make_client(lm, prompts_dir, replica_id="r7") as c:
+        r = c.get("/healthz")
+        assert r.headers["x-softprompt-replica"] == "r7" and r.json()["replica"] == "r7"
+        assert c.post("/v1/classify", json={"prompt": "nope", "inputs": ["a"]}).headers["x-softprompt-replica"] == "r7"

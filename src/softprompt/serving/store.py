@@ -280,7 +280,12 @@ class FsspecStore(PromptStore):
     @staticmethod
     def _stamp(info: dict) -> str:
         keys = ("size", "ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "updated", "created", "ino")
-        return "|".join(str(info.get(k)) for k in keys if info.get(k) is not None)
+        parts = []
+        for k in keys:
+            v = info.get(k)
+            if v is not None:  # ls and info may give one time as a float or as a datetime
+                parts.append(repr(v.timestamp()) if hasattr(v, "timestamp") else str(v))
+        return "|".join(parts)
 
     def list(self) -> dict[str, str]:
         self.fs.invalidate_cache(self.root)
