@@ -1,47 +1,54 @@
-"""The prompt server: one frozen model, every prompt in a folder, mixed-task batches.
+"""The prompt server: one frozen model, every prompt in a store, mixed-task batches.
 
     app = create_app(lm, "prompts/", ServerSettings(admin_token="..."))
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Endpoints (JSON; errors are {"detail": ...}):
+The routes are an APIRouter (routes.py); this module wires one server's state (registry,
+scheduler, metrics), the middleware (body limits, metrics, a last-resort error catcher) and
+the error handlers around it.
+
+Endpoints (JSON; errors are {"detail": "<readable message>"}):
     POST   /v1/classify          rank classification over labels (default: the prompt's label_words)
     POST   /v1/generate          greedy generation
     POST   /v1/score             log-likelihood of target strings
-    GET    /v1/prompts           served prompts' metadata; GET /v1/prompts/{name} one of them
-    PUT    /v1/prompts/{name}    upload a prompt file (raw safetensors bytes; admin token)
-    DELETE /v1/prompts/{name}    remove a prompt (admin token)
+    GET    /v1/prompts           served prompts' metadata; GET /v1/prompts/{name} one of them (+ ETag)
+    PUT    /v1/prompts/{name}    upload a prompt file (raw safetensors bytes; admin token; If-Match)
+    DELETE /v1/prompts/{name}    remove a prompt (admin token; If-Match)
     GET    /healthz, /metrics    liveness and Prometheus metrics (no token)
 
 Statuses: 401 no token / 403 wrong token (inference needs the API token only when one is
 configured; uploads and deletes always need the admin token), 404 unknown prompt, 409 prompt
-for another model, 413 input/batch/upload over a limit, 422 malformed body, 500 inference
-failed (only the requests of that batch), 503 queue full or shutting down, 504 timed out.
+for another model, 412 If-Match / If-None-Match failed, 413 input/batch/upload over a limit,
+422 malformed body (the message names the field; the input is never echoed), 428 precondition
+required (--require-if-match), 500 inference failed (only the requests of that batch), 503 queue
+full or shutting down (with Retry-After), 504 timed out. Whatever goes wrong, the answer is
+JSON and the keep-alive connection stays usable.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
-import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
-from fastapi import Path as PathParam
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from softprompt.core.model import PromptedLM
-from softprompt.serving import schemas as S
-from softprompt.serving.errors import RequestTimedOut, ServingError, TooLarge
-from softprompt.serving.metrics import CONTENT_TYPE, Metrics
-from softprompt.serving.registry import PromptRegistry, RegisteredPrompt
-from softprompt.serving.scheduler import BatchScheduler, Row
+from softprompt.serving.errors import ServingError
+from softprompt.serving.metrics import Metrics
+from softprompt.serving.registry import PromptRegistry
+from softprompt.serving.routes import ServerState, router
+from softprompt.serving.scheduler import BatchScheduler
 from softprompt.serving.settings import ServerSettings
+from softprompt.serving.store import PromptStore
 
 log = logging.getLogger("softprompt.serving")
 
@@ -54,17 +61,55 @@ size or wait time) and run as a single forward pass in which each row carries it
 Inference endpoints need `Authorization: Bearer <api token>` only when the server has one;
 uploading or deleting prompts always needs the admin token.
 """
+MAX_DETAIL_ERRORS = 5
 
 
-def _error(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        401: "Missing bearer token.", 403: "Wrong token, or uploads disabled (no admin token configured).",
-        404: "Unknown prompt.", 409: "The prompt was trained for another model.",
-        413: "An input, the number of inputs/labels, max_new_tokens or the upload is over the server's limit.",
-        422: "Malformed request body or prompt file.", 500: "Inference failed for this batch.",
-        503: "Queue full or shutting down; retry later.", 504: "The request was not answered in time.",
-    }
-    return {c: {"model": S.ErrorResponse, "description": text[c]} for c in codes}
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: ASCII escapes (lone surrogates survive), NaN/inf as strings."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+        except (ValueError, TypeError, RecursionError):
+            return json.dumps(_plain(content), ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Something json.dumps(allow_nan=False) accepts, for error bodies only."""
+    if depth > 20:
+        return "..."
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    return repr(value)
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> SafeJSONResponse:
+    return SafeJSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _loc(loc: Any) -> list[str | int]:
+    return [p if isinstance(p, int) and not isinstance(p, bool) else str(p) for p in (loc or ())]
+
+
+def validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """One readable line naming each bad field, and the issues without the offending input."""
+    issues = [{"loc": _loc(e.get("loc")), "msg": str(e.get("msg", "invalid"))[:300], "type": str(e.get("type", ""))}
+              for e in errors]
+    parts = []
+    for issue in issues[:MAX_DETAIL_ERRORS]:
+        where = ".".join(str(p) for p in issue["loc"]) or "body"
+        msg = issue["msg"]
+        if issue["type"] == "model_attributes_type" and issue["loc"] == ["body"]:
+            msg += " (send a JSON object with Content-Type: application/json)"
+        parts.append(f"{where}: {msg}")
+    more = f" (and {len(issues) - MAX_DETAIL_ERRORS} more)" if len(issues) > MAX_DETAIL_ERRORS else ""
+    return "invalid request: " + "; ".join(parts) + more, issues
 
 
 # ------------------------------------------------------------------------ middleware
@@ -91,8 +136,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     length = 0
                 if length > limit:
-                    response = JSONResponse(
-                        {"detail": f"request body is {length} bytes; the limit is {limit}"}, status_code=413)
+                    response = error_response(413, f"request body is {length} bytes; the limit is {limit}")
                     return await response(scope, receive, send)
         received = 0
 
@@ -106,6 +150,39 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class CatchAllMiddleware:
+    """Answers any exception no handler took with a JSON 500, without re-raising it, so the
+    server keeps the client's keep-alive connection (Starlette's own handler re-raises, and the
+    ASGI server then drops the connection)."""
+
+    def __init__(self, app, replica_id: str | None = None):
+        self.app = app
+        self.replica_id = replica_id
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if self.replica_id:
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (b"x-softprompt-replica", self.replica_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as err:  # noqa: BLE001 - a bug must cost one request, not the connection
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = error_response(500, f"internal error: {type(err).__name__}: {err}")
+            await response(scope, receive, tracking_send)
 
 
 class MetricsMiddleware:
@@ -136,50 +213,44 @@ class MetricsMiddleware:
             self.metrics.request_finished(self.label(scope), scope.get("method", ""), status, loop.time() - started)
 
 
-# ------------------------------------------------------------------------ helpers
-def _softmax(values: Sequence[float]) -> list[float]:
-    top = max(values)
-    if math.isinf(top) and top < 0:
-        return [1.0 / len(values)] * len(values)
-    exps = [math.exp(v - top) for v in values]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
-def _finite(x: float) -> float:
-    # JSON has no -inf; a label the model finds impossible gets the most negative float.
-    if math.isnan(x):
-        return -1.7976931348623157e308
-    return max(min(x, 1.7976931348623157e308), -1.7976931348623157e308)
-
-
-def create_app(
-    lm: PromptedLM,
-    prompts_dir: str | Path,
-    settings: ServerSettings | None = None,
-) -> FastAPI:
-    """Build the server for `lm` over the prompt folder `prompts_dir` (created if missing).
-
-    The batch worker starts with the app (or on the first request) and stops at shutdown.
-    app.state holds lm, settings, registry, scheduler and metrics.
-    """
-    settings = settings or ServerSettings()
+# ------------------------------------------------------------------------ the app
+def build_state(lm: PromptedLM, prompts: "str | Path | PromptStore", settings: ServerSettings) -> ServerState:
+    """The registry (over the prompt store), scheduler and metrics of one server."""
     metrics = Metrics()
-    registry = PromptRegistry(prompts_dir, lm, settings.max_upload_bytes)
+    registry = PromptRegistry(prompts, lm, settings.max_upload_bytes, poll_s=settings.store_poll_s,
+                              require_if_match=settings.require_if_match)
     scheduler = BatchScheduler(
         lm, max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
         batching=settings.batching, max_queue_rows=settings.max_queue_rows, metrics=metrics,
     )
     metrics.add_gauge("softprompt_queue_depth", "Rows waiting for a batch.", scheduler.queue_depth)
     metrics.add_gauge("softprompt_prompts_loaded", "Prompts served.", lambda: len(registry))
+    return ServerState(lm=lm, settings=settings, registry=registry, scheduler=scheduler, metrics=metrics)
+
+
+def create_app(
+    lm: PromptedLM,
+    prompts: "str | Path | PromptStore",
+    settings: ServerSettings | None = None,
+    state: ServerState | None = None,
+) -> FastAPI:
+    """Build the server for `lm` over `prompts`: a folder (created if missing), an fsspec URL
+    (s3://..., see store.py) or a PromptStore. `state`: an already built ServerState.
+
+    The batch worker and the store poller start with the app (or the worker on the first
+    request) and stop at shutdown. app.state.server is the ServerState; app.state also holds
+    lm, settings, registry, scheduler and metrics.
+    """
+    settings = settings or ServerSettings()
+    state = state or build_state(lm, prompts, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        scheduler.start()
+        state.start()
         try:
             yield
         finally:
-            await run_in_threadpool(scheduler.close)
+            await run_in_threadpool(state.close)
 
     app = FastAPI(
         title="softprompt server",
@@ -192,11 +263,13 @@ def create_app(
             {"name": "operations", "description": "Health and Prometheus metrics."},
         ],
     )
-    app.state.lm = lm
-    app.state.settings = settings
-    app.state.registry = registry
-    app.state.scheduler = scheduler
-    app.state.metrics = metrics
+    app.state.server = state
+    app.state.lm = state.lm
+    app.state.settings = state.settings
+    app.state.registry = state.registry
+    app.state.scheduler = state.scheduler
+    app.state.metrics = state.metrics
+    app.include_router(router)
 
     def endpoint_label(scope) -> str:
         route = scope.get("route")
@@ -208,183 +281,27 @@ def create_app(
                 return getattr(candidate, "path", "other")
         return "other"
 
-    app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, label=endpoint_label)  # outermost
+    app.add_middleware(BodyLimitMiddleware, settings=state.settings)
+    app.add_middleware(CatchAllMiddleware, replica_id=state.settings.replica_id)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics, label=endpoint_label)  # outermost
 
     @app.exception_handler(ServingError)
     async def serving_error(request: Request, err: ServingError):
-        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-        return JSONResponse({"detail": err.message}, status_code=err.status, headers=headers)
+        headers = {}
+        if err.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
+        return error_response(err.status, err.message, headers or None)
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, err: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(err).__name__}: {err}"}, status_code=500)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError):
+        detail, issues = validation_message(list(err.errors()))
+        return error_response(422, detail, errors=issues)
 
-    # -------------------------------------------------------------------- auth
-    bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
-
-    def _check(creds: HTTPAuthorizationCredentials | None, accepted: Sequence[str]) -> None:
-        if creds is None or not creds.credentials:
-            raise ServingError("missing bearer token (Authorization: Bearer <token>)", status=401)
-        given = creds.credentials.encode()
-        if not any(secrets.compare_digest(given, token.encode()) for token in accepted):
-            raise ServingError("invalid token", status=403)
-
-    def require_api(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if settings.api_token is None:
-            return
-        _check(creds, [t for t in (settings.api_token, settings.admin_token) if t])
-
-    def require_admin(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if settings.admin_token is None:
-            raise ServingError(
-                "prompt uploads and deletes are disabled: start the server with --admin-token "
-                "(or SOFTPROMPT_ADMIN_TOKEN)", status=403)
-        _check(creds, [settings.admin_token])
-
-    # -------------------------------------------------------------------- limits
-    def check_texts(texts: Sequence[str], what: str, max_count: int, count_flag: str) -> None:
-        if len(texts) > max_count:
-            raise TooLarge(f"{len(texts)} {what} in one request; the limit is {max_count} ({count_flag})")
-        for i, text in enumerate(texts):
-            if len(text) > settings.max_input_chars:
-                raise TooLarge(f"{what}[{i}] is {len(text)} characters; the limit is "
-                               f"{settings.max_input_chars} (--max-input-chars)")
-
-    def check_options(options: Sequence[str], what: str) -> None:
-        check_texts(options, what, settings.max_labels, "max_labels")
-        for i, opt in enumerate(options):
-            if not opt.strip():
-                raise ServingError(f"{what}[{i}] is empty", status=422)
-        if len(set(options)) != len(options):
-            raise ServingError(f"{what} must be distinct, got {list(options)}", status=422)
-
-    async def run_rows(rows: list[Row]) -> list[Any]:
-        job = scheduler.submit(rows)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(job.future), settings.request_timeout_s)
-        except asyncio.TimeoutError:
-            job.cancel()
-            raise RequestTimedOut(f"no answer within {settings.request_timeout_s:g} s") from None
-        except asyncio.CancelledError:  # client went away
-            job.cancel()
-            raise
-
-    def info(entry: RegisteredPrompt) -> S.PromptInfo:
-        return S.PromptInfo(**entry.info())
-
-    # -------------------------------------------------------------------- inference
-    @app.post("/v1/classify", response_model=S.ClassifyResponse, tags=["inference"],
-              summary="Classify inputs by ranking label log-likelihoods",
-              dependencies=[Depends(require_api)], responses=_error(401, 403, 404, 409, 413, 422, 500, 503, 504))
-    async def classify(body: S.ClassifyRequest) -> S.ClassifyResponse:
-        check_texts(body.inputs, "inputs", settings.max_inputs_per_request, "--max-inputs-per-request")
-        entry = registry.get(body.prompt)
-        labels = body.labels if body.labels is not None else entry.metadata.label_words
-        if not labels:
-            raise ServingError(f"prompt {entry.name!r} has no label_words in its metadata; pass labels", status=422)
-        check_options(labels, "labels")
-        options = tuple(labels)
-        rows = [Row("classify", entry.name, entry.tensor, text, options) for text in body.inputs]
-        scores = await run_rows(rows)
-        results = []
-        for row_scores in scores:
-            probs = _softmax(row_scores)
-            best = max(range(len(options)), key=lambda j: row_scores[j])
-            results.append(S.Classification(
-                label=options[best],
-                scores={o: _finite(s) for o, s in zip(options, row_scores)},
-                probabilities=dict(zip(options, probs)),
-            ))
-        return S.ClassifyResponse(prompt=entry.name, labels=list(options), results=results)
-
-    @app.post("/v1/generate", response_model=S.GenerateResponse, tags=["inference"],
-              summary="Generate a continuation of each input (greedy)",
-              dependencies=[Depends(require_api)], responses=_error(401, 403, 404, 409, 413, 422, 500, 503, 504))
-    async def generate(body: S.GenerateRequest) -> S.GenerateResponse:
-        check_texts(body.inputs, "inputs", settings.max_inputs_per_request, "--max-inputs-per-request")
-        if body.max_new_tokens > settings.max_new_tokens:
-            raise TooLarge(f"max_new_tokens is {body.max_new_tokens}; the limit is {settings.max_new_tokens}")
-        entry = registry.get(body.prompt)
-        rows = [Row("generate", entry.name, entry.tensor, text, (), body.max_new_tokens) for text in body.inputs]
-        texts = await run_rows(rows)
-        return S.GenerateResponse(prompt=entry.name, results=[S.Generation(text=t) for t in texts])
-
-    @app.post("/v1/score", response_model=S.ScoreResponse, tags=["inference"],
-              summary="Log-likelihood of target strings given an input",
-              dependencies=[Depends(require_api)], responses=_error(401, 403, 404, 409, 413, 422, 500, 503, 504))
-    async def score(body: S.ScoreRequest) -> S.ScoreResponse:
-        check_texts([body.input], "input", 1, "")
-        check_options(body.targets, "targets")
-        entry = registry.get(body.prompt)
-        [scores] = await run_rows([Row("score", entry.name, entry.tensor, body.input, tuple(body.targets))])
-        return S.ScoreResponse(
-            prompt=entry.name,
-            results=[S.TargetScore(target=t, log_likelihood=_finite(s)) for t, s in zip(body.targets, scores)],
-        )
-
-    # -------------------------------------------------------------------- prompts
-    @app.get("/v1/prompts", response_model=S.PromptList, tags=["prompts"], summary="List served prompts",
-             dependencies=[Depends(require_api)], responses=_error(401, 403))
-    async def list_prompts() -> S.PromptList:
-        return S.PromptList(model=lm.model_id, prompts=[info(e) for e in registry.list()],
-                            unavailable=registry.unavailable_list())
-
-    @app.get("/v1/prompts/{name}", response_model=S.PromptInfo, tags=["prompts"],
-             summary="One prompt's metadata (no weights)",
-             dependencies=[Depends(require_api)], responses=_error(401, 403, 404, 409, 422))
-    async def get_prompt(name: str = PathParam(..., description="Prompt name.", examples=["sst2"])) -> S.PromptInfo:
-        return info(registry.get(name))
-
-    @app.put("/v1/prompts/{name}", response_model=S.PromptInfo, tags=["prompts"],
-             summary="Upload (create or replace) a prompt file",
-             description="The body is the raw prompt file (safetensors with softprompt metadata), e.g. "
-                         "`curl -X PUT --data-binary @sst2.safetensors -H 'Authorization: Bearer $TOKEN' "
-                         ".../v1/prompts/sst2`. It is validated (format, shape, finite floats, model "
-                         "fingerprint, size) and written atomically. 201 when created, 200 when replaced.",
-             status_code=201, dependencies=[Depends(require_admin)],
-             responses={201: {"description": "Created a new prompt."},
-                        200: {"model": S.PromptInfo, "description": "Replaced an existing prompt."},
-                        **_error(401, 403, 409, 413, 422)},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-    async def put_prompt(
-        request: Request, response: Response,
-        name: str = PathParam(..., description="Prompt name (letters, digits, '.', '_', '-').", examples=["sst2"]),
-    ) -> S.PromptInfo:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > settings.max_upload_bytes:
-                raise TooLarge(f"prompt file is over the limit of {settings.max_upload_bytes} bytes")
-            chunks.append(chunk)
-        entry, created = await run_in_threadpool(registry.put, name, b"".join(chunks))
-        response.status_code = 201 if created else 200
-        return info(entry)
-
-    @app.delete("/v1/prompts/{name}", status_code=204, tags=["prompts"], summary="Delete a prompt",
-                dependencies=[Depends(require_admin)], responses=_error(401, 403, 404),
-                response_class=Response)
-    async def delete_prompt(name: str = PathParam(..., description="Prompt name.", examples=["sst2"])) -> Response:
-        await run_in_threadpool(registry.delete, name)
-        return Response(status_code=204)
-
-    # -------------------------------------------------------------------- operations
-    @app.get("/healthz", response_model=S.Health, tags=["operations"], summary="Liveness and basic state")
-    async def healthz() -> S.Health:
-        return S.Health(
-            status="stopping" if scheduler.closed else "ok",
-            model=lm.model_id, device=str(lm.device), prompts=len(registry),
-            queue_depth=scheduler.queue_depth(), batching=settings.batching,
-            max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
-        )
-
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format 0.0.4)",
-             response_class=PlainTextResponse,
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                              "description": "Prometheus text exposition format."}})
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        detail = err.detail if isinstance(err.detail, str) else json.dumps(_plain(err.detail))
+        return error_response(err.status_code, detail, getattr(err, "headers", None))
 
     return app

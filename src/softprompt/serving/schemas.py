@@ -1,9 +1,21 @@
 """Request and response bodies of the prompt server (they make its OpenAPI schema)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _encodable(text: str) -> str:
+    # JSON can carry lone surrogates ("\ud800") that no tokenizer or UTF-8 response can hold.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogate code points)") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
 
 PROMPT_FIELD = Field(
     ..., min_length=1, max_length=200,
@@ -20,13 +32,13 @@ class _Body(BaseModel):
 class ClassifyRequest(_Body):
     """Rank classification: every label is scored as the continuation of every input."""
 
-    prompt: str = PROMPT_FIELD
-    inputs: list[str] = Field(
+    prompt: Text = PROMPT_FIELD
+    inputs: list[Text] = Field(
         ..., min_length=1,
         description="Input texts, formatted as the prompt was trained on (one row each).",
         examples=[["sst2 sentence : a great movie", "sst2 sentence : a dull plot"]],
     )
-    labels: list[str] | None = Field(
+    labels: list[Text] | None = Field(
         None, min_length=1,
         description="Candidate labels (verbalizers). Defaults to the prompt's label_words metadata.",
         examples=[["positive", "negative"]],
@@ -59,8 +71,8 @@ class ClassifyResponse(BaseModel):
 class GenerateRequest(_Body):
     """Greedy generation with the prompt prepended (batched decoding with a KV cache)."""
 
-    prompt: str = PROMPT_FIELD
-    inputs: list[str] = Field(..., min_length=1, description="Input texts, one row each.",
+    prompt: Text = PROMPT_FIELD
+    inputs: list[Text] = Field(..., min_length=1, description="Input texts, one row each.",
                               examples=[["question : what is the plot ?"]])
     max_new_tokens: int = Field(32, ge=1, description="Most tokens to generate per input (stops early at EOS).",
                                 examples=[32])
@@ -84,9 +96,9 @@ class GenerateResponse(BaseModel):
 class ScoreRequest(_Body):
     """Log-likelihood of arbitrary target strings as continuations of one input."""
 
-    prompt: str = PROMPT_FIELD
-    input: str = Field(..., description="The input text.", examples=["sst2 sentence : a great movie"])
-    targets: list[str] = Field(..., min_length=1, description="Target strings to score.",
+    prompt: Text = PROMPT_FIELD
+    input: Text = Field(..., description="The input text.", examples=["sst2 sentence : a great movie"])
+    targets: list[Text] = Field(..., min_length=1, description="Target strings to score.",
                                examples=[["positive", "very positive"]])
 
 
@@ -141,8 +153,17 @@ class Health(BaseModel):
     batching: str = Field(..., description="mixed or per-task.", examples=["mixed"])
     max_batch_size: int
     max_wait_ms: float
+    replica: str | None = Field(None, description="Which replica answered (Ray Serve); null for one process.")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(..., description="Where: 'body' then the field path.", examples=[["body", "inputs"]])
+    msg: str = Field(..., examples=["Input should be a valid list"])
+    type: str = Field(..., examples=["list_type"])
 
 
 class ErrorResponse(BaseModel):
-    detail: Any = Field(..., description="What went wrong (a message, or a list of validation errors for 422).",
+    detail: str = Field(..., description="What went wrong, in one readable message naming the field.",
                         examples=["unknown prompt 'sst3'; GET /v1/prompts lists the available ones"])
+    errors: list[ValidationIssue] | None = Field(
+        None, description="422 for a malformed body: each validation problem (the input is never echoed).")

@@ -1,63 +1,33 @@
-"""The prompt server (issue 4): endpoints, errors, mixed-task batching, registry, metrics."""
+"""The HTTP API (serving/app.py, routes.py): endpoints, errors, limits, auth, metrics, schema, client."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from safetensors.torch import save_file
-from tiny import tiny_gemma3, tiny_llama, tiny_t5
+from serving_helpers import (
+    ADMIN,
+    LABELS,
+    TEXTS,
+    alone_scores,
+    fill_prompts_dir,
+    make_client,
+    prompt_bytes,
+    write_prompt,
+)
+from tiny import tiny_llama, tiny_t5
 
-from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
-from softprompt.serving.app import create_app
+from softprompt.core.prompt_file import metadata_for, read_prompt
 from softprompt.serving.client import ClientError, SoftPromptClient
-from softprompt.serving.errors import InferenceFailed, QueueFull, ShuttingDown
-from softprompt.serving.registry import PromptRegistry
-from softprompt.serving.scheduler import BatchScheduler, PromptedLMExecutor, Row, wait_idle
+from softprompt.serving.scheduler import wait_idle
 from softprompt.serving.settings import ServerSettings
 
 torch.set_num_threads(1)
-
-ADMIN = {"Authorization": "Bearer admin-secret"}
-LABELS = {
-    "sst2": ["positive", "negative"],
-    "rte": ["entailment", "not_entailment"],
-    "boolq": ["yes", "no"],
-    "cb": ["entailment", "contradiction", "neutral"],
-}
-TEXTS = [
-    "sst2 sentence : the movie was great", "sst2 sentence : a dull plot", "rte premise : it is long",
-    "boolq question : is it good ? passage : the film is fun", "cb premise : the story was sad",
-    "the actors were really funny", "a very long and boring film . the plot was bad",
-    "what a smart story",
-]
-
-
-def random_prompt(lm, length: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(length, lm.hidden_size, generator=g) * 2 - 1) * 0.5
-
-
-def write_prompt(lm, folder: Path, name: str, length: int = 4, seed: int = 0, labels=None) -> Path:
-    tensor = random_prompt(lm, length, seed)
-    labels = labels if labels is not None else LABELS.get(name, ["positive", "negative"])
-    return save_prompt(folder / f"{name}.safetensors", tensor, metadata_for(lm, tensor, task=name, label_words=labels))
-
-
-def prompt_bytes(lm, tmp_path: Path, name: str = "p", length: int = 3, seed: int = 7, labels=("yes", "no")) -> bytes:
-    path = write_prompt(lm, tmp_path / "scratch", name, length, seed, list(labels))
-    return path.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -67,28 +37,13 @@ def lm():
 
 @pytest.fixture()
 def prompts_dir(lm, tmp_path):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    for i, name in enumerate(LABELS):
-        write_prompt(lm, folder, name, length=2 + i, seed=i)  # different prompt lengths on purpose
-    return folder
-
-
-def make_client(lm, folder, **settings) -> TestClient:
-    settings.setdefault("admin_token", "admin-secret")
-    settings.setdefault("max_wait_ms", 2)
-    return TestClient(create_app(lm, folder, ServerSettings(**settings)))
+    return fill_prompts_dir(lm, tmp_path)
 
 
 @pytest.fixture()
 def client(lm, prompts_dir):
     with make_client(lm, prompts_dir) as c:
         yield c
-
-
-def alone_scores(lm, folder, name, text, labels):
-    tensor = read_prompt(folder / f"{name}.safetensors").tensor
-    return lm.score_options([text], [labels], [tensor])[0]
 
 
 # =========================================================================== endpoints
@@ -356,101 +311,6 @@ def test_timeout_504_and_queue_full_503(lm, prompts_dir):
         assert c.post("/v1/classify", json={"prompt": "sst2", "inputs": ["a"]}).status_code == 200
 
 
-# =========================================================================== batching
-def _make_rows(lm, folder, kind, names, texts, options=None, max_new_tokens=0):
-    rows = []
-    for name, text in zip(names, texts):
-        tensor = read_prompt(folder / f"{name}.safetensors").tensor
-        opts = tuple(options[name] if options is not None else LABELS[name]) if kind != "generate" else ()
-        rows.append(Row(kind, name, tensor, text, opts, max_new_tokens))
-    return rows
-
-
-@pytest.mark.parametrize("maker", [tiny_llama, tiny_gemma3, tiny_t5])
-def test_mixed_batch_equals_each_request_alone(maker, tmp_path):
-    model = maker()
-    for i, name in enumerate(LABELS):
-        write_prompt(model, tmp_path, name, length=2 + i, seed=10 + i)
-    names = [list(LABELS)[i % 4] for i in range(len(TEXTS))]
-    rows = _make_rows(model, tmp_path, "classify", names, TEXTS)
-    # max_batch_size = number of rows, long wait: exactly one forward pass with all of them
-    scheduler = BatchScheduler(model, max_batch_size=len(rows), max_wait_ms=10_000)
-    try:
-        jobs = [scheduler.submit([r]) for r in rows]
-        mixed = [job.future.result(30)[0] for job in jobs]
-        assert len(scheduler.history) == 1
-        record = scheduler.history[0]
-        assert record.rows == len(rows) and len(record.prompts) == 4 and record.ok
-        for row, got in zip(rows, mixed):
-            alone = model.score_options([row.text], [list(row.options)], [row.prompt])[0]
-            assert got == pytest.approx(alone, abs=1e-4)
-        # generation: decoded together with the KV cache, same text as alone
-        gen_rows = _make_rows(model, tmp_path, "generate", names, TEXTS, max_new_tokens=5)
-        scheduler.max_batch_size = len(gen_rows)
-        jobs = [scheduler.submit([r]) for r in gen_rows]
-        texts = [job.future.result(30)[0] for job in jobs]
-        assert scheduler.history[-1].kind == "generate" and scheduler.history[-1].rows == len(gen_rows)
-        for row, got in zip(gen_rows, texts):
-            assert got == model.generate([row.text], [row.prompt], max_new_tokens=5)[0]
-    finally:
-        scheduler.close()
-
-
-def test_per_task_mode_batches_one_prompt_at_a_time(lm, prompts_dir):
-    names = [list(LABELS)[i % 4] for i in range(16)]
-    texts = [TEXTS[i % len(TEXTS)] for i in range(16)]
-    rows = _make_rows(lm, prompts_dir, "classify", names, texts)
-    scheduler = BatchScheduler(lm, max_batch_size=16, max_wait_ms=50, batching="per-task")
-    try:
-        jobs = [scheduler.submit([r]) for r in rows]
-        results = [job.future.result(30)[0] for job in jobs]
-        assert all(len(rec.prompts) == 1 for rec in scheduler.history)
-        assert sum(rec.rows for rec in scheduler.history) == 16 and len(scheduler.history) >= 4
-        for row, got in zip(rows, results):
-            assert got == pytest.approx(lm.score_options([row.text], [list(row.options)], [row.prompt])[0], abs=1e-4)
-    finally:
-        scheduler.close()
-
-
-def test_scheduler_kinds_are_batched_separately_and_requests_split(lm, prompts_dir):
-    scheduler = BatchScheduler(lm, max_batch_size=3, max_wait_ms=20)
-    try:
-        big = _make_rows(lm, prompts_dir, "classify", ["sst2"] * 7, TEXTS[:7])
-        gens = _make_rows(lm, prompts_dir, "generate", ["rte", "cb"], TEXTS[:2], max_new_tokens=3)
-        scores = _make_rows(lm, prompts_dir, "score", ["boolq"], TEXTS[:1], options={"boolq": ["yes", "was great"]})
-        j1, j2, j3 = scheduler.submit(big), scheduler.submit(gens), scheduler.submit(scores)
-        out1, out2, out3 = j1.future.result(30), j2.future.result(30), j3.future.result(30)
-        assert len(out1) == 7 and all(len(s) == 2 for s in out1)
-        assert len(out2) == 2 and all(isinstance(t, str) for t in out2)
-        assert len(out3) == 1 and len(out3[0]) == 2
-        assert all(rec.rows <= 3 for rec in scheduler.history)
-        assert {rec.kind for rec in scheduler.history} == {"classify", "generate", "score"}
-    finally:
-        scheduler.close()
-
-
-def test_scheduler_failure_isolation_queue_limit_and_close(lm, prompts_dir):
-    real = PromptedLMExecutor(lm)
-
-    def flaky(kind, rows):
-        if any(r.text == "boom" for r in rows):
-            raise ValueError("bad row")
-        return real(kind, rows)
-
-    scheduler = BatchScheduler(executor=flaky, max_batch_size=3, max_wait_ms=10_000, max_queue_rows=5)
-    rows = _make_rows(lm, prompts_dir, "classify", ["sst2", "rte", "cb"], ["fine", "boom", "good"])
-    jobs = [scheduler.submit([r]) for r in rows]
-    assert isinstance(jobs[1].future.exception(30), InferenceFailed)
-    assert len(jobs[0].future.result(30)[0]) == 2 and len(jobs[2].future.result(30)[0]) == 3
-    with pytest.raises(QueueFull):
-        scheduler.submit(rows * 2)
-    pending = scheduler.submit(rows[:1])  # waits (batch not full, long wait) until close
-    scheduler.close()
-    assert isinstance(pending.future.exception(5), ShuttingDown)
-    with pytest.raises(ShuttingDown):
-        scheduler.submit(rows[:1])
-
-
 def test_concurrent_http_requests_mixed_across_prompts(lm, prompts_dir):
     with make_client(lm, prompts_dir, max_wait_ms=20, max_batch_size=16) as c:
         names = list(LABELS)
@@ -477,124 +337,6 @@ def test_concurrent_http_requests_mixed_across_prompts(lm, prompts_dir):
         history = list(c.app.state.scheduler.history)
         assert sum(r.rows for r in history) == 48
         assert max(len(r.prompts) for r in history) > 1  # some batches really mixed tasks
-
-
-# =========================================================================== registry
-def test_concurrent_uploads_and_deletes_while_requests_run(lm, prompts_dir, tmp_path):
-    versions = [prompt_bytes(lm, tmp_path, name=f"v{i}", length=2 + i, seed=50 + i) for i in range(3)]
-    stop = threading.Event()
-    problems: list = []
-    with make_client(lm, prompts_dir, max_wait_ms=5) as c:
-        expected = alone_scores(lm, prompts_dir, "sst2", TEXTS[0], LABELS["sst2"])
-
-        def infer():
-            while not stop.is_set():
-                r = c.post("/v1/classify", json={"prompt": "sst2", "inputs": [TEXTS[0]]})
-                if r.status_code != 200:
-                    problems.append(("stable", r.status_code, r.text))
-                elif r.json()["results"][0]["scores"]["positive"] != pytest.approx(expected[0], abs=1e-4):
-                    problems.append(("stable value", r.json()))
-                r = c.post("/v1/classify", json={"prompt": "churn", "inputs": ["is it good ?"]})
-                if r.status_code not in (200, 404):
-                    problems.append(("churn", r.status_code, r.text))
-
-        def admin(k):
-            for j in range(8):
-                if (j + k) % 3 == 2:
-                    r = c.delete("/v1/prompts/churn", headers=ADMIN)
-                    ok = (204, 404)
-                else:
-                    r = c.put("/v1/prompts/churn", content=versions[(j + k) % 3], headers=ADMIN)
-                    ok = (200, 201)
-                if r.status_code not in ok:
-                    problems.append(("admin", r.status_code, r.text))
-
-        readers = [threading.Thread(target=infer) for _ in range(3)]
-        writers = [threading.Thread(target=admin, args=(k,)) for k in range(3)]
-        for t in readers + writers:
-            t.start()
-        for t in writers:
-            t.join(60)
-        stop.set()
-        for t in readers:
-            t.join(60)
-        assert not problems, problems[:3]
-        registry = c.app.state.registry
-        on_disk = sorted(p.name[: -len(".safetensors")] for p in prompts_dir.glob("*.safetensors"))
-        assert on_disk == sorted(e.name for e in registry.list())
-        assert not [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]
-        if "churn" in registry:
-            assert (prompts_dir / "churn.safetensors").read_bytes() in versions
-            assert registry.get("churn").sha256 == c.get("/v1/prompts/churn").json()["sha256"]
-    # a fresh server over the same folder serves the same prompts
-    with make_client(lm, prompts_dir) as c2:
-        assert sorted(p["name"] for p in c2.get("/v1/prompts").json()["prompts"]) == on_disk
-
-
-def test_restart_after_kill_mid_upload_keeps_registry(lm, prompts_dir, tmp_path):
-    with make_client(lm, prompts_dir) as c:
-        assert c.put("/v1/prompts/kept", content=prompt_bytes(lm, tmp_path), headers=ADMIN).status_code == 201
-        before = c.get("/v1/prompts").json()["prompts"]
-    good = (prompts_dir / "kept.safetensors").read_bytes()
-    # what a kill leaves: an unfinished temp file (atomic_write's name pattern) ...
-    (prompts_dir / ".kept.safetensors.abc123.tmp").write_bytes(good[:50])
-    (prompts_dir / ".newone.safetensors.x9.tmp").write_bytes(good[:10])
-    # ... and (from some other writer) a truncated file under a final name
-    (prompts_dir / "broken.safetensors").write_bytes(good[: len(good) // 2])
-    with make_client(lm, prompts_dir) as c:
-        after = c.get("/v1/prompts").json()
-        assert after["prompts"] == before  # every accepted prompt intact, same bytes (sha256)
-        assert "broken" in after["unavailable"]
-        assert not [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]
-        assert c.post("/v1/classify", json={"prompt": "kept", "inputs": ["a"]}).status_code == 200
-        r = c.post("/v1/classify", json={"prompt": "broken", "inputs": ["a"]})
-        assert r.status_code == 422 and "cannot be loaded" in r.json()["detail"]
-        assert c.get("/v1/prompts/newone").status_code == 404
-        # the admin can repair or remove the broken file
-        assert c.put("/v1/prompts/broken", content=good, headers=ADMIN).status_code == 201
-        assert c.delete("/v1/prompts/broken", headers=ADMIN).status_code == 204
-
-
-def test_restart_after_sigkill_during_real_upload(lm, prompts_dir, tmp_path):
-    """A process killed (SIGKILL) inside atomic_write, replacing an existing prompt."""
-    old = (prompts_dir / "sst2.safetensors").read_bytes()
-    new = prompt_bytes(lm, tmp_path, seed=123)
-    (tmp_path / "new.bin").write_bytes(new)
-    script = textwrap.dedent(f"""
-        import sys, time
-        from pathlib import Path
-        from softprompt.fileio import atomic_write
-        data = Path({str(tmp_path / 'new.bin')!r}).read_bytes()
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                f.write(data[: len(data) // 2]); f.flush()
-            print("half", flush=True)
-            time.sleep(60)
-        atomic_write(Path({str(prompts_dir / 'sst2.safetensors')!r}), write)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "half"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]  # the kill left a temp file
-    registry = PromptRegistry(prompts_dir, lm)
-    assert (prompts_dir / "sst2.safetensors").read_bytes() == old
-    assert sorted(e.name for e in registry.list()) == sorted(LABELS) and not registry.unavailable
-    assert len(registry.removed_temp_files) == 1
-    assert not [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_prompt_for_another_model_in_folder_is_not_served(lm, prompts_dir):
-    write_prompt(tiny_gemma3(), prompts_dir, "gemma")
-    with make_client(lm, prompts_dir) as c:
-        listing = c.get("/v1/prompts").json()
-        assert "gemma" in listing["unavailable"] and "gemma" not in [p["name"] for p in listing["prompts"]]
-        assert c.post("/v1/classify", json={"prompt": "gemma", "inputs": ["a"]}).status_code == 409
 
 
 # =========================================================================== metrics, schema, client
@@ -652,3 +394,66 @@ def test_python_client_class(client, lm, tmp_path):
         sp.prompt("up")
     assert err.value.status == 404
     assert "softprompt_requests_total" in sp.metrics()
+
+
+# =========================================================================== settings, ETag / If-Match
+@pytest.mark.parametrize("field, value", [
+    ("batching", "sometimes"), ("max_batch_size", 0), ("max_batch_size", 2.5), ("max_queue_rows", True),
+    ("max_wait_ms", -1), ("max_wait_ms", float("nan")), ("request_timeout_s", 0), ("store_poll_s", -0.5),
+    ("max_upload_bytes", "16MB"),
+])
+def test_bad_settings_raise_config_error_naming_the_field(field, value):
+    from softprompt.core.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        ServerSettings(**{field: value})
+    assert str(err.value).startswith(f"{field}:")
+
+
+def test_etag_if_match_and_if_none_match(client, lm, tmp_path):
+    v1 = prompt_bytes(lm, tmp_path, seed=1)
+    v2 = prompt_bytes(lm, tmp_path, seed=2)
+    v3 = prompt_bytes(lm, tmp_path, seed=3)
+    # create only: If-None-Match: *
+    r = client.put("/v1/prompts/etag", content=v1, headers={**ADMIN, "If-None-Match": "*"})
+    assert r.status_code == 201
+    tag1 = r.headers["etag"]
+    assert tag1 == f'"{r.json()["sha256"]}"'
+    assert client.get("/v1/prompts/etag").headers["etag"] == tag1
+    r = client.put("/v1/prompts/etag", content=v2, headers={**ADMIN, "If-None-Match": "*"})
+    assert r.status_code == 412 and "already exists" in r.json()["detail"]
+    # two admins both read tag1; the first replace wins, the second gets 412 and nothing changes
+    r = client.put("/v1/prompts/etag", content=v2, headers={**ADMIN, "If-Match": tag1})
+    assert r.status_code == 200
+    tag2 = r.headers["etag"]
+    assert tag2 != tag1
+    r = client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": tag1})
+    assert r.status_code == 412 and tag2 in r.json()["detail"]
+    assert client.get("/v1/prompts/etag").headers["etag"] == tag2
+    assert client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": f'"x", {tag2}'}).status_code == 200
+    tag3 = client.get("/v1/prompts/etag").headers["etag"]
+    assert client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": f"W/{tag3}"}).status_code == 412
+    # delete with a stale tag: 412; with the current one: 204; If-Match on a missing prompt: 412
+    assert client.delete("/v1/prompts/etag", headers={**ADMIN, "If-Match": tag2}).status_code == 412
+    assert client.delete("/v1/prompts/etag", headers={**ADMIN, "If-Match": tag3}).status_code == 204
+    assert client.put("/v1/prompts/etag", content=v1, headers={**ADMIN, "If-Match": "*"}).status_code == 412
+    # without a precondition (the default): unconditional, as before
+    assert client.put("/v1/prompts/etag", content=v1, headers=ADMIN).status_code == 201
+
+
+def test_require_if_match_gives_428_without_a_precondition(lm, prompts_dir, tmp_path):
+    data = prompt_bytes(lm, tmp_path)
+    with make_client(lm, prompts_dir, require_if_match=True) as c:
+        r = c.put("/v1/prompts/new", content=data, headers=ADMIN)
+        assert r.status_code == 428 and "If-Match" in r.json()["detail"]
+        assert c.delete("/v1/prompts/sst2", headers=ADMIN).status_code == 428
+        assert c.put("/v1/prompts/new", content=data, headers={**ADMIN, "If-None-Match": "*"}).status_code == 201
+        tag = c.get("/v1/prompts/sst2").headers["etag"]
+        assert c.delete("/v1/prompts/sst2", headers={**ADMIN, "If-Match": tag}).status_code == 204
+
+
+def test_replica_header(lm, prompts_dir):
+    with make_client(lm, prompts_dir, replica_id="r7") as c:
+        r = c.get("/healthz")
+        assert r.headers["x-softprompt-replica"] == "r7" and r.json()["replica"] == "r7"
+        assert c.post("/v1/classify", json={"prompt": "nope", "inputs": ["a"]}).headers["x-softprompt-replica"] == "r7"
