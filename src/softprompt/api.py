@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import string
 from pathlib import Path
 from typing import Sequence
 
@@ -22,7 +21,7 @@ from softprompt.core.prompt_file import SavedPrompt
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
-from softprompt.tasks.registry import task_class
+from softprompt.tasks.registry import format_inputs
 from softprompt.training.run import train_prompt
 from softprompt.training.trainer import TrainResult
 
@@ -93,18 +92,8 @@ def for_prompt(task: Task, prompt: SavedPrompt) -> Task:
 
 def prompt_inputs(prompt: SavedPrompt, texts: Sequence[str]) -> list[str]:
     """Raw texts in the input format the prompt was trained with, where that format takes one
-    text field (SST-2: a review -> 'sst2 sentence: <review>\nsentiment:');
-    texts for other tasks (several fields) are taken as already formatted."""
-    meta = prompt.metadata
-    task_cls = task_class(meta.task) if meta.task else None
-    formats = getattr(task_cls, "formats", None) or {}
-    fmt = formats.get(meta.task_format or "")
-    if fmt is None:
-        return list(texts)
-    fields = [name for _, name, _, _ in string.Formatter().parse(fmt.template) if name]
-    if len(fields) != 1:
-        return list(texts)
-    return [fmt.render({fields[0]: text}) for text in texts]
+    text field (tasks.registry.format_inputs); other texts are taken as already formatted."""
+    return format_inputs(prompt.metadata.task, prompt.metadata.task_format, texts)
 
 
 def classify(
@@ -120,12 +109,8 @@ def classify(
     if not labels:
         raise ValueError("no labels given and the prompt file records none")
     texts = list(inputs) if raw else prompt_inputs(prompt, inputs)
-    saved_limit = lm.max_input_tokens
-    lm.max_input_tokens = prompt.metadata.input_tokens
-    try:
-        scores = lm.score_options(texts, [labels] * len(texts), prompt.tensor)
-    finally:
-        lm.max_input_tokens = saved_limit
+    scores = lm.score_options(texts, [labels] * len(texts), prompt.tensor,
+                             max_input_tokens=prompt.metadata.input_tokens)
     return [
         {"label": labels[max(range(len(s)), key=s.__getitem__)], "scores": dict(zip(labels, s))}
         for s in scores
@@ -135,5 +120,8 @@ def classify(
 def generate(lm: PromptedLM, prompt: SavedPrompt | None, inputs: Sequence[str], max_new_tokens: int = 32,
              raw: bool = False) -> list[str]:
     """Greedy generation with the prompt prepended (inputs in its task format unless raw)."""
-    texts = list(inputs) if raw or prompt is None else prompt_inputs(prompt, inputs)
-    return lm.generate(texts, None if prompt is None else prompt.tensor, max_new_tokens=max_new_tokens)
+    if prompt is None:
+        return lm.generate(list(inputs), None, max_new_tokens=max_new_tokens)
+    texts = list(inputs) if raw else prompt_inputs(prompt, inputs)
+    return lm.generate(texts, prompt.tensor, max_new_tokens=max_new_tokens,
+                       max_input_tokens=prompt.metadata.input_tokens)

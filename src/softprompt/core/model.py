@@ -26,6 +26,8 @@ from torch import Tensor, nn
 
 PaddingSide = Literal["left", "right"]
 RowPrompts = Tensor | Sequence[Tensor | None] | None
+# inputs keep their last N tokens: one N for the batch, one per row (None: the model's), or None
+RowLimits = int | Sequence[int | None] | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,15 @@ def _per_row_prompts(prompts: RowPrompts, batch_size: int) -> list[Tensor | None
     if len(prompts) != batch_size:
         raise ValueError(f"{len(prompts)} prompts for a batch of {batch_size} rows")
     return prompts
+
+
+def _per_row_limits(limits: RowLimits, batch_size: int) -> list[int | None]:
+    if limits is None or isinstance(limits, int):
+        return [limits] * batch_size
+    limits = list(limits)
+    if len(limits) != batch_size:
+        raise ValueError(f"{len(limits)} input limits for a batch of {batch_size} rows")
+    return limits
 
 
 class PromptedLM:
@@ -198,7 +209,9 @@ class PromptedLM:
         return self._common_ids[:n]
 
     # ----------------------------------------------------------------- tokenising
-    def encode(self, text: str, target: str | None = None, add_eos: bool = False) -> EncodedRow:
+    def encode(
+        self, text: str, target: str | None = None, add_eos: bool = False, max_input_tokens: int | None = None
+    ) -> EncodedRow:
         """Tokenise an input (and optionally a target) into an EncodedRow.
 
         Decoder-only: the target follows the input after a space; its ids are what the
@@ -206,13 +219,15 @@ class PromptedLM:
         boundary or add a prefix space). add_eos appends EOS to the target, so the model
         learns to stop (generation tasks). Encoder-decoder: the tokenizer's own EOS ends
         both sides, as in T5.
-        Inputs longer than max_input_tokens keep their end, where the task's cue sits.
+        Inputs longer than max_input_tokens (default: the model's setting) keep their end, where
+        the task's cue sits.
         """
         tok = self.tokenizer
+        limit = self.max_input_tokens if max_input_tokens is None else max_input_tokens
         if self.is_encoder_decoder:
             input_ids = tok(text).input_ids
-            if len(input_ids) > self.max_input_tokens:
-                input_ids = input_ids[-self.max_input_tokens:]
+            if len(input_ids) > limit:
+                input_ids = input_ids[-limit:]
             target_ids = tok(target).input_ids if target is not None else []
             return EncodedRow((), tuple(input_ids), tuple(target_ids))
 
@@ -225,8 +240,8 @@ class PromptedLM:
             target_ids = self._target_ids(text, target, alone)
             if add_eos and self.eos_id is not None:
                 target_ids.append(self.eos_id)
-        if len(ids) > self.max_input_tokens:
-            ids = ids[-self.max_input_tokens:]
+        if len(ids) > limit:
+            ids = ids[-limit:]
         return EncodedRow(tuple(prefix), tuple(ids), tuple(target_ids))
 
     def _target_ids(self, text: str, target: str, alone: list[int]) -> list[int]:
@@ -391,6 +406,7 @@ class PromptedLM:
         options: Sequence[Sequence[str]],
         prompts: RowPrompts = None,
         share_prefix: bool = True,
+        max_input_tokens: RowLimits = None,
     ) -> list[list[float]]:
         """Rank classification: summed log-likelihood of each option given each input.
 
@@ -407,7 +423,9 @@ class PromptedLM:
         straightforward reference the others are tested against.
         """
         row_prompts = _per_row_prompts(prompts, len(inputs))
-        encoded = [[self.encode(text, opt) for opt in opts] for text, opts in zip(inputs, options)]
+        limits = _per_row_limits(max_input_tokens, len(inputs))
+        encoded = [[self.encode(text, opt, max_input_tokens=limit) for opt in opts]
+                   for text, opts, limit in zip(inputs, options, limits)]
         if not share_prefix:
             flat_rows = [r for rs in encoded for r in rs]
             flat_prompts = [row_prompts[i] for i, rs in enumerate(encoded) for _ in rs]
@@ -490,10 +508,12 @@ class PromptedLM:
         inputs: Sequence[str],
         prompts: RowPrompts = None,
         max_new_tokens: int = 32,
+        max_input_tokens: RowLimits = None,
     ) -> list[str]:
-        """Greedy decoding with a KV cache; each row may carry its own prompt."""
+        """Greedy decoding with a KV cache; each row may carry its own prompt (and truncation)."""
         row_prompts = _per_row_prompts(prompts, len(inputs))
-        rows = [self.encode(text) for text in inputs]
+        rows = [self.encode(text, max_input_tokens=limit)
+                for text, limit in zip(inputs, _per_row_limits(max_input_tokens, len(inputs)))]
         batch = self.build_batch(rows, row_prompts, padding_side="left")
         if self.is_encoder_decoder:
             out = self.model.generate(

@@ -27,6 +27,7 @@ from softprompt.serving.registry import PromptRegistry, RegisteredPrompt
 from softprompt.serving.scheduler import BatchScheduler, Row
 from softprompt.serving.settings import ServerSettings
 from softprompt.serving.store import Precondition
+from softprompt.tasks.registry import format_inputs
 
 MAX_FLOAT = 1.7976931348623157e308
 
@@ -154,6 +155,11 @@ async def run_rows(state: ServerState, rows: list[Row]) -> list[Any]:
         raise
 
 
+def _inputs(entry: RegisteredPrompt, texts: list[str], raw: bool) -> list[str]:
+    """Each prompt's inputs in the format it was trained with (one-text formats), unless raw."""
+    return list(texts) if raw else format_inputs(entry.metadata.task, entry.metadata.task_format, texts)
+
+
 def info(entry: RegisteredPrompt) -> S.PromptInfo:
     return S.PromptInfo(**entry.info())
 
@@ -175,7 +181,8 @@ async def classify(body: S.ClassifyRequest, state: ServerState = Depends(get_sta
         raise ServingError(f"prompt {entry.name!r} has no label_words in its metadata; pass labels", status=422)
     check_options(settings, labels, "labels")
     options = tuple(labels)
-    rows = [Row("classify", entry.name, entry.tensor, text, options) for text in body.inputs]
+    rows = [Row("classify", entry.name, entry.tensor, text, options, max_input_tokens=entry.metadata.input_tokens)
+            for text in _inputs(entry, body.inputs, body.raw)]
     scores = await run_rows(state, rows)
     results = []
     for row_scores in scores:
@@ -198,7 +205,8 @@ async def generate(body: S.GenerateRequest, state: ServerState = Depends(get_sta
     if body.max_new_tokens > settings.max_new_tokens:
         raise TooLarge(f"max_new_tokens is {body.max_new_tokens}; the limit is {settings.max_new_tokens}")
     entry = await lookup(state, body.prompt)
-    rows = [Row("generate", entry.name, entry.tensor, text, (), body.max_new_tokens) for text in body.inputs]
+    rows = [Row("generate", entry.name, entry.tensor, text, (), body.max_new_tokens,
+                max_input_tokens=entry.metadata.input_tokens) for text in _inputs(entry, body.inputs, body.raw)]
     texts = await run_rows(state, rows)
     return S.GenerateResponse(prompt=entry.name, results=[S.Generation(text=t) for t in texts])
 
@@ -210,7 +218,9 @@ async def score(body: S.ScoreRequest, state: ServerState = Depends(get_state)) -
     check_texts(state.settings, [body.input], "input", 1, "")
     check_options(state.settings, body.targets, "targets")
     entry = await lookup(state, body.prompt)
-    [scores] = await run_rows(state, [Row("score", entry.name, entry.tensor, body.input, tuple(body.targets))])
+    [text] = _inputs(entry, [body.input], body.raw)
+    [scores] = await run_rows(state, [Row("score", entry.name, entry.tensor, text, tuple(body.targets),
+                                          max_input_tokens=entry.metadata.input_tokens)])
     return S.ScoreResponse(
         prompt=entry.name,
         results=[S.TargetScore(target=t, log_likelihood=_finite(s)) for t, s in zip(body.targets, scores)],

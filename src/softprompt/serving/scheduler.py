@@ -46,6 +46,7 @@ class Row:
     text: str
     options: tuple[str, ...] = ()   # classify: the labels; score: the targets
     max_new_tokens: int = 0         # generate
+    max_input_tokens: int | None = None  # the truncation the prompt was trained with
 
 
 class Executor(Protocol):
@@ -63,10 +64,13 @@ class PromptedLMExecutor:
 
     def __call__(self, kind: str, rows: Sequence[Row]) -> list[Any]:
         prompts = [r.prompt for r in rows]
+        limits = [r.max_input_tokens for r in rows]
         if kind in ("classify", "score"):
-            return self.lm.score_options([r.text for r in rows], [list(r.options) for r in rows], prompts)
+            return self.lm.score_options([r.text for r in rows], [list(r.options) for r in rows], prompts,
+                                         max_input_tokens=limits)
         if kind == "generate":
-            return self.lm.generate([r.text for r in rows], prompts, max_new_tokens=rows[0].max_new_tokens)
+            return self.lm.generate([r.text for r in rows], prompts, max_new_tokens=rows[0].max_new_tokens,
+                                    max_input_tokens=limits)
         raise ValueError(f"unknown row kind {kind!r}")
 
 

@@ -33,6 +33,8 @@ class ClassifyRequest(_Body):
     """Rank classification: every label is scored as the continuation of every input."""
 
     prompt: Text = PROMPT_FIELD
+    raw: bool = Field(False, description="Give the inputs to the model as they are. By default an input is put in "
+                      "the prompt's task format where that format takes one text (an SST-2 review).")
     inputs: list[Text] = Field(
         ..., min_length=1,
         description="Input texts, formatted as the prompt was trained on (one row each).",
@@ -72,6 +74,8 @@ class GenerateRequest(_Body):
     """Greedy generation with the prompt prepended (batched decoding with a KV cache)."""
 
     prompt: Text = PROMPT_FIELD
+    raw: bool = Field(False, description="Give the inputs to the model as they are. By default an input is put in "
+                      "the prompt's task format where that format takes one text (an SST-2 review).")
     inputs: list[Text] = Field(..., min_length=1, description="Input texts, one row each.",
                               examples=[["question : what is the plot ?"]])
     max_new_tokens: int = Field(32, ge=1, description="Most tokens to generate per input (stops early at EOS).",
@@ -97,6 +101,8 @@ class ScoreRequest(_Body):
     """Log-likelihood of arbitrary target strings as continuations of one input."""
 
     prompt: Text = PROMPT_FIELD
+    raw: bool = Field(False, description="Give the inputs to the model as they are. By default an input is put in "
+                      "the prompt's task format where that format takes one text (an SST-2 review).")
     input: Text = Field(..., description="The input text.", examples=["sst2 sentence : a great movie"])
     targets: list[Text] = Field(..., min_length=1, description="Target strings to score.",
                                examples=[["positive", "very positive"]])

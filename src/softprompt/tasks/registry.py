@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from softprompt.tasks.base import DataError, Task
 
@@ -32,6 +33,20 @@ def task_class(name: str) -> type[Task] | None:
     """The Task class registered under `name` (case-insensitive), or None."""
     _import_builtin_tasks()
     return _TASKS.get(name.lower())
+
+
+def format_inputs(task: str | None, task_format: str | None, texts: Sequence[str]) -> list[str]:
+    """Raw texts in a built-in task's input format, where that format takes one text field
+    (SST-2: a review -> 'sst2 sentence: <review>\nsentiment:'); texts for tasks with several
+    fields, or no known format, are taken as already formatted."""
+    cls = task_class(task) if task else None
+    fmt = (getattr(cls, "formats", None) or {}).get(task_format or "")
+    if fmt is None:
+        return list(texts)
+    fields = [name for _, name, _, _ in string.Formatter().parse(fmt.template) if name]
+    if len(fields) != 1:
+        return list(texts)
+    return [fmt.render({fields[0]: text}) for text in texts]
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
