@@ -73,3 +73,18 @@ def test_gemma3_scaled_embeddings_targets_only_loss_and_training(gemma3, data_di
     result = Trainer(lm, prompt, task, task.load("train")[:8], task.load("dev")[:4], config, tmp_path,
                      show_progress=False).train()
     assert result.steps == 2 and sp.load_prompt(result.prompt_path, lm).metadata.model_id == "gemma3-270m"
+
+
+@pytest.mark.parametrize("model", ["smollm2", "gemma3"])
+def test_natural_label_words_start_with_distinct_tokens_on_the_shipped_models(model, request, data_dir):
+    """Rank classification compares the label words' log-likelihoods; in the natural formats each
+    class's word must begin with its own token after the answer cue, on both shipped tokenizers."""
+    lm = request.getfixturevalue(model)
+    for name in sp.task_names():
+        task = sp.get_task(name, data_dir, format="natural")
+        if not task.label_words:
+            continue
+        example = task.load("dev")[0] if "dev" in task.available_splits() else None
+        cue = example.input if example is not None else "Answer:"
+        first = [lm.encode(cue, word).target_ids[0] for word in task.label_words]
+        assert len(set(first)) == len(first), f"{name} on {model}: {task.label_words}"

@@ -217,20 +217,9 @@ def report_run(
     """Run the report's methods on task(s); each result is saved to the results JSON at once."""
     import dataclasses
 
-    from softprompt.experiments.report import (
-        ReportSettings,
-        run_task,
-        settings_from_hparams,
-    )
+    from softprompt.experiments.report import load_report_settings, run_task
 
-    settings = settings_from_hparams()
-    if settings_file is not None:
-        raw = json.loads(settings_file.read_text())
-        fields = {f.name for f in dataclasses.fields(ReportSettings)}
-        unknown = set(raw) - fields
-        if unknown:
-            raise SoftPromptError(f"{settings_file}: unknown setting(s) {', '.join(sorted(unknown))}")
-        settings = dataclasses.replace(settings, **raw)
+    settings = load_report_settings(settings_file)
     updates = {}
     if steps is not None:
         updates["steps"] = {**settings.steps, **{t: steps for t in task}}

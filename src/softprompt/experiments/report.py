@@ -28,9 +28,9 @@ import os
 import platform
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
@@ -49,7 +49,6 @@ from softprompt.training.trainer import Trainer
 
 REPORT_TASKS: tuple[str, ...] = ("sst2", "rte", "cb", "copa", "wic", "mrpc")
 METHODS: tuple[str, ...] = ("majority", "design", "defaults", "prompt", "ensemble", "model")
-HPARAMS_FILE = Path("/tmp/softprompt_hparams.json")
 
 
 @dataclass
@@ -101,24 +100,23 @@ class ReportSettings:
         return asdict(self)
 
 
-def settings_from_hparams(path: Path = HPARAMS_FILE, base: ReportSettings | None = None) -> ReportSettings:
-    """Apply the measured prompt-tuning settings (prompt_length, optimizer, lr, batch_size,
-    init, max_input_tokens, notes) from a JSON file, when it exists."""
+def load_report_settings(path: str | Path | None = None, base: ReportSettings | None = None) -> ReportSettings:
+    """ReportSettings from the defaults, overridden by a JSON settings file (a committed file
+    such as reports/report_settings.json; unknown keys are an error naming them). Nothing else
+    is read: no file outside the ones named here can change a report."""
     base = base or ReportSettings()
-    if not path.is_file():
+    if path is None:
         return base
-    raw = json.loads(path.read_text())
-    aliases = {"prompt_length": ("prompt_length", "length", "p"), "optimizer": ("optimizer",),
-               "learning_rate": ("learning_rate", "lr"), "batch_size": ("batch_size",), "init": ("init",),
-               "max_input_tokens": ("max_input_tokens",)}
-    updates: dict[str, Any] = {}
-    for name, keys in aliases.items():
-        for key in keys:
-            if key in raw and raw[key] is not None:
-                updates[name] = raw[key]
-                break
-    notes = [str(raw[k]) for k in ("notes", "template_notes", "template") if raw.get(k)]
-    return replace(base, **updates, hparams_source=str(path), notes=base.notes + notes)
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SoftPromptError(f"{path}: cannot read report settings ({err})") from None
+    known = {f.name for f in fields(ReportSettings)}
+    unknown = set(raw) - known
+    if unknown:
+        raise SoftPromptError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return replace(base, **raw)
 
 
 # ---------------------------------------------------------------- results file
