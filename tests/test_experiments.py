@@ -8,7 +8,7 @@ import torch
 from tiny import ToyTask, tiny_llama, tiny_t5
 from typer.testing import CliRunner
 
-from softprompt.core.config import ConfigError, PromptConfig
+from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
 from softprompt.errors import SoftPromptError
@@ -59,17 +59,37 @@ def test_model_tuning_learns_on_a_copy_and_leaves_the_shared_model_alone(make, t
     assert json.loads((tmp_path / "result.json").read_text())["steps"] == 25
 
 
-def test_model_tuning_sees_the_prompt_tuning_example_order_and_adafactor_works():
+def test_model_tuning_sees_the_prompt_tuning_example_order_and_adafactor_works(tmp_path, monkeypatch):
+    import softprompt.experiments.model_tuning as mt
+    import softprompt.training.trainer as tr
+
+    def recording(log):
+        class Recording(tr.ExampleStream):
+            def take(self, start, count):
+                batch = super().take(start, count)
+                log.append([ex.input for ex in batch])
+                return batch
+        return Recording
+
+    tuned, prompted = [], []
+    monkeypatch.setattr(mt, "ExampleStream", recording(tuned))
+    monkeypatch.setattr(tr, "ExampleStream", recording(prompted))
     lm = tiny_llama()
     task = ToyTask()
     seen = []
     res = tune_model(lm, task, task.load("train"), None, ModelTuningConfig(optimizer="adafactor", learning_rate=1e-3,
-                     batch_size=4, max_steps=3), on_step=lambda s, loss: seen.append(loss))
-    assert len(seen) == 3 and res.final_metrics is None and res.dev_examples == 0
-    from softprompt.training.trainer import ExampleStream
-
-    a, b = ExampleStream(task.load("train"), 0), ExampleStream(task.load("train"), 0)
-    assert a.take(0, 8) == b.take(0, 8)
+                     batch_size=4, max_steps=3, seed=5), on_step=lambda s, loss: seen.append(loss))
+    assert len(seen) == 3
+    assert res.final_metrics is None
+    assert res.dev_examples == 0
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=2, init="sampled-vocab"))
+    tr.Trainer(lm, prompt, task, task.load("train"), None,
+               TrainConfig(batch_size=4, max_steps=3, eval_every=3, learning_rate=0.01, seed=5), tmp_path,
+               show_progress=False).train()
+    # the batches each loop actually trained on, in order: the same examples in the same order
+    assert tuned == prompted
+    assert len(tuned) == 3
+    assert tuned[0] != tuned[1]
     with pytest.raises(ConfigError, match="optimizer"):
         ModelTuningConfig(optimizer="sgd")
 
@@ -320,9 +340,10 @@ def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp
     start = time.perf_counter()
     weight = smollm2.model.model.layers[0].mlp.up_proj.weight.clone()
     smollm2.max_input_tokens = 128
+    data = {}
     for name in ("cb", "rte", "copa", "mrpc"):
         task = get_task(name, data_dir)
-        train, dev = task.load("train")[:16], task.load("dev")[:8]
+        train, dev = data[name] = task.load("train")[:16], task.load("dev")[:8]
         prompt = SoftPrompt.initialise(smollm2, PromptConfig(length=4, init="class-label" if task.label_words
                                                              else "sampled-vocab"), task.label_words)
         config = TrainConfig(optimizer="adam", learning_rate=3e-3, batch_size=2, max_steps=2, eval_every=2,
@@ -331,8 +352,10 @@ def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp
                          eval_at_start=False).train()
         assert result.steps == 2 and task.primary_metric in result.best_metrics
         design = pd.evaluate_prompt_design(smollm2, task, dev, batch_size=8)
-        assert 0 <= design.metrics[task.primary_metric] <= 100
-    res = tune_model(smollm2, get_task("cb", data_dir), train, dev,
+        assert design.metrics == task.compute_metrics(design.predictions, dev)
+        assert all(p in dev[i].options for i, p in enumerate(design.predictions))
+    cb_train, cb_dev = data["cb"]  # CB's own rows (not the last task's)
+    res = tune_model(smollm2, get_task("cb", data_dir), cb_train, cb_dev,
                      ModelTuningConfig(batch_size=2, max_steps=2, max_input_tokens=128, eval_batch_size=8))
     assert res.final_metrics is not None
     assert torch.equal(smollm2.model.model.layers[0].mlp.up_proj.weight, weight)
