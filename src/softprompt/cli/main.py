@@ -57,7 +57,7 @@ def train(
     activation_checkpointing: int = typer.Option(default_of(TrainConfig, "activation_checkpointing"), "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: ~20 min; CUDA: the paper's)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: 300 updates of batch 8, p = 20; CUDA: the paper's)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),
     task_format: str = typer.Option("auto", "--format", help="Task input format: natural (a question and an answer "
                                     "cue; decoder-only models), t5 (T5's; encoder-decoder models) or auto (by the model)."),

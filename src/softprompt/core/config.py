@@ -61,7 +61,7 @@ class TrainConfig:
     Settings left None are "auto", filled when the model is known (training.defaults):
     learning_rate from the model's embedding scale (the paper's 0.3 was sized for T5's large
     embeddings); batch_size, max_steps, eval_every and intermediate_eval_examples from the
-    device (a CPU gets a ~20-minute budget, CUDA the paper's).
+    device (a CPU gets 300 updates of batch 8, CUDA the paper's budget).
 
     max_steps counts optimizer updates; one update sees batch_size * grad_accum_steps examples.
     eval_every / checkpoint_every are in updates; early_stopping_patience counts evaluations

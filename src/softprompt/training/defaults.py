@@ -8,9 +8,10 @@ TPUs. Two things do not carry over:
   the spread of the token embeddings the prompt sits among. lr = LR_PER_EMBEDDING_STD x the
   standard deviation of the model's input embeddings, as the model reads them (measured:
   `scripts/measure_lr_rule.py`, table in reports/lr_rule.md).
-* The budget. On a CPU, a run with no flags should finish in about 20 minutes and learn: a
+* The budget. On a CPU, a run with no flags is sized to finish in minutes, not hours: a
   short prompt, small batches, a few hundred updates, intermediate evaluations on a dev
-  subset and the final score on the full dev set. On CUDA: the paper's budget.
+  subset and the final score on the full dev set (measured times per task are in
+  reports/results.md). On CUDA: the paper's budget.
 
 Every value a run uses, and where it came from ("user", "rule", "cpu profile", ...), is
 recorded in the run's result.json.
