@@ -4,9 +4,7 @@
 
     lm = sp.load_model("smollm2")                       # frozen; only prompts train
     task = sp.get_task("sst2", data_dir="../shared/data")
-    result = sp.train(lm, task, "runs/sst2",
-                      prompt=sp.PromptConfig(length=20, init="class-label"),
-                      config=sp.TrainConfig(batch_size=8, max_steps=300, eval_every=100))
+    result = sp.train(lm, task, "runs/sst2")           # settings fit to the model and device
     prompt = sp.load_prompt(result.prompt_path, lm)
     print(sp.classify(lm, prompt, ["a gripping, funny film"]))
 """
