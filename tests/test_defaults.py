@@ -55,6 +55,20 @@ def test_auto_settings_come_from_the_cpu_profile_and_the_lr_rule():
     assert resolved.train.is_resolved
 
 
+def test_auto_init_is_class_label_with_label_words_and_sampled_vocab_without():
+    lm = tiny_llama()
+    with_labels = resolve_settings(lm, PromptConfig(), TrainConfig(), ("negative", "positive"))
+    assert with_labels.prompt.init == "class-label"
+    assert with_labels.sources["init"].startswith("rule: ")
+    # COPA-like tasks score per-example options: no label words, so class-label cannot apply.
+    assert resolve_settings(lm, PromptConfig(), TrainConfig(), ()).prompt.init == "sampled-vocab"
+    assert resolve_settings(lm, PromptConfig(init="random-uniform"), TrainConfig(), ()).sources["init"] == "user"
+    # The init used without resolve_settings follows the same rule instead of failing.
+    rows = SoftPrompt.initialise(lm, PromptConfig(length=3), (), seed=0).weight.detach()
+    expected = SoftPrompt.initialise(lm, PromptConfig(length=3, init="sampled-vocab"), (), seed=0).weight.detach()
+    assert torch.equal(rows, expected)
+
+
 def test_user_settings_win_and_are_marked_as_such():
     resolved = resolve_settings(tiny_llama(), PromptConfig(length=7),
                                 TrainConfig(learning_rate=0.5, batch_size=3, max_steps=40, eval_every=10))

@@ -36,7 +36,7 @@ def train(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
     prompt_length: Optional[int] = typer.Option(None, "--prompt-length", "-p", help="Number of virtual tokens p (default: 20 on a CPU, 100 on CUDA as in the paper)."),
-    init: str = typer.Option(default_of(PromptConfig, "init"), "--init", help=f"Initialisation: {', '.join(INIT_METHODS)}."),
+    init: Optional[str] = typer.Option(default_of(PromptConfig, "init"), "--init", help=f"Initialisation: {', '.join(INIT_METHODS)} (default: class-label where the task has label words, else sampled-vocab)."),
     init_text: Optional[str] = typer.Option(None, "--init-text", help="String embedded by --init text."),
     init_file: Optional[Path] = typer.Option(None, "--init-file", help="Prompt file to start from (--init file)."),
     init_range: Optional[float] = typer.Option(None, "--init-range", help="random-uniform range r (default: matched to the vocabulary's spread; paper: 0.5)."),

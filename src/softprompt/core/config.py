@@ -27,6 +27,8 @@ class PromptConfig:
     length:             p, the number of virtual tokens (paper default 100; ablations 1-150).
                         None: chosen for the device (training.defaults: 20 on a CPU, 100 on CUDA).
     init:               random-uniform | sampled-vocab | class-label (paper default) | text | file.
+                        None ("auto"): class-label when the task has label words, else
+                        sampled-vocab (tasks whose options differ per example, e.g. COPA).
     init_range:         random-uniform draws from [-r, r]. None ("auto") sets r so the rows'
                         standard deviation matches the vocabulary embeddings' (r = sqrt(3) *
                         std); the paper's literal value for T5 is 0.5.
@@ -37,7 +39,7 @@ class PromptConfig:
     """
 
     length: int | None = None
-    init: InitMethod = "class-label"
+    init: InitMethod | None = None
     init_range: float | None = None
     vocab_sample_size: int = 5000
     init_text: str | None = None
@@ -46,7 +48,7 @@ class PromptConfig:
     def __post_init__(self) -> None:
         _check(self.length is None or (isinstance(self.length, int) and self.length >= 1), "length",
                f"must be a positive integer, got {self.length!r}")
-        _check(self.init in INIT_METHODS, "init", f"must be one of {', '.join(INIT_METHODS)}, got {self.init!r}")
+        _check(self.init is None or self.init in INIT_METHODS, "init", f"must be one of {', '.join(INIT_METHODS)}, got {self.init!r}")
         _check(self.init_range is None or self.init_range > 0, "init_range", f"must be positive, got {self.init_range!r}")
         _check(self.vocab_sample_size >= 1, "vocab_sample_size", f"must be positive, got {self.vocab_sample_size!r}")
         _check(self.init != "text" or bool(self.init_text), "init_text", "is required when init is 'text'")

@@ -18,12 +18,13 @@ the space the model reads (Gemma's sqrt(hidden) scaling included).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from softprompt.core.config import ConfigError, PromptConfig
+from softprompt.core.config import ConfigError, InitMethod, PromptConfig
 from softprompt.core.model import PromptedLM
 
 
@@ -94,6 +95,11 @@ def class_label(lm: PromptedLM, length: int, label_words: Sequence[str], vocab_s
     return rows
 
 
+def default_init(label_words: Sequence[str] | None) -> InitMethod:
+    """The paper's class-label init where the task has label words; sampled-vocab otherwise."""
+    return "class-label" if label_words else "sampled-vocab"
+
+
 def label_token_ids(lm: PromptedLM, word: str) -> list[int]:
     """The tokens of a label as the model scores it (after a space, for decoder-only models;
     without the EOS a seq2seq tokenizer appends)."""
@@ -127,6 +133,7 @@ def initial_prompt(
     (training.defaults.resolve_settings), except for the file init, which takes the file's length.
     """
     generator = torch.Generator().manual_seed(seed)
+    config = replace(config, init=config.init or default_init(label_words))
     if config.length is None and config.init != "file":
         raise ConfigError("length: None (auto) is resolved by training.defaults.resolve_settings; give a length")
     if config.init == "random-uniform":

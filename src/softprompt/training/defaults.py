@@ -19,12 +19,13 @@ recorded in the run's result.json.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
+from softprompt.core.prompt import default_init
 
 # lr = LR_PER_EMBEDDING_STD * std(input embeddings): the multiple with the best mean held-out
 # accuracy in reports/lr_rule.json (choose_lr_multiple; a test keeps the two in step).
@@ -88,8 +89,10 @@ class ResolvedSettings:
         return {"prompt": self.prompt.__dict__.copy(), "train": self.train.to_dict(), "sources": dict(self.sources)}
 
 
-def resolve_settings(lm: PromptedLM, prompt: PromptConfig, train: TrainConfig) -> ResolvedSettings:
-    """Fill every setting left as None ("auto") from the device profile and the lr rule."""
+def resolve_settings(lm: PromptedLM, prompt: PromptConfig, train: TrainConfig,
+                     label_words: Sequence[str] | None = None) -> ResolvedSettings:
+    """Fill every setting left as None ("auto") from the device profile, the task's label words
+    (the init) and the lr rule."""
     profile = profile_for(lm.device)
     sources: dict[str, str] = {}
     prompt_updates: dict[str, Any] = {}
@@ -102,6 +105,8 @@ def resolve_settings(lm: PromptedLM, prompt: PromptConfig, train: TrainConfig) -
         else:
             sources[name] = "user"
 
+    pick(prompt_updates, "init", prompt.init, default_init(label_words),
+         "rule: class-label where the task has label words, else sampled-vocab")
     pick(prompt_updates, "length", prompt.length, profile.prompt_length, f"{profile.name} profile")
     pick(train_updates, "batch_size", train.batch_size, profile.batch_size, f"{profile.name} profile")
     pick(train_updates, "max_steps", train.max_steps, profile.max_steps, f"{profile.name} profile")

@@ -26,7 +26,7 @@ def train_prompt(
     run_info: dict | None = None,
 ) -> TrainResult:
     """Train a prompt; every setting used, and where its value came from, lands in result.json."""
-    settings = resolve_settings(lm, prompt, config)
+    settings = resolve_settings(lm, prompt, config, task.label_words)
     lm.max_input_tokens = settings.train.max_input_tokens
     soft = SoftPrompt.initialise(lm, settings.prompt, task.label_words, seed=settings.train.seed)
     recorded = {**settings.to_dict(), "model": lm.model_id, "device": str(lm.device), "task": task.name}
