@@ -1,5 +1,8 @@
-"""Metrics against hand-worked examples (values in percent)."""
+"""Metrics against hand-worked examples, scikit-learn, and the official SQuAD script's outputs (percent)."""
+import json
 import math
+import random
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +119,46 @@ def test_superglue_score_human_baseline():
     with pytest.raises(ValueError, match="macro_f1"):
         superglue_score({"cb": {"accuracy": 60.0}})
     assert not math.isnan(superglue_score({"boolq": {"accuracy": 0.0}}))
+
+
+# ------------------------------------------------ against the reference implementations
+def _label_sequences(classes, n_cases=40, seed=0):
+    """Random (prediction, reference) sequences, including degenerate ones (one class only)."""
+    rng = random.Random(seed)
+    cases = [(["1"] * 6, ["1"] * 6), (["0"] * 5, ["1"] * 5), (["1", "0", "0"], ["0", "0", "0"])]
+    for _ in range(n_cases):
+        n = rng.randint(1, 30)
+        cases.append(([rng.choice(classes) for _ in range(n)], [rng.choice(classes) for _ in range(n)]))
+    return cases
+
+
+def test_binary_f1_and_mcc_match_scikit_learn():
+    sk = pytest.importorskip("sklearn.metrics")
+    for pred, gold in _label_sequences(["0", "1"]):
+        expected_f1 = 100 * sk.f1_score(gold, pred, pos_label="1", labels=["0", "1"], zero_division=0)
+        assert binary_f1(pred, gold, "1") == pytest.approx(expected_f1), (pred, gold)
+        assert matthews_corr(pred, gold, "1") == pytest.approx(100 * sk.matthews_corrcoef(gold, pred), abs=1e-9), (pred, gold)
+
+
+def test_macro_f1_matches_scikit_learn_over_the_given_classes():
+    sk = pytest.importorskip("sklearn.metrics")
+    labels = ["entailment", "contradiction", "neutral"]
+    for pred, gold in _label_sequences(labels, seed=1):
+        expected = 100 * sk.f1_score(gold, pred, labels=labels, average="macro", zero_division=0)
+        assert macro_f1(pred, gold, labels) == pytest.approx(expected), (pred, gold)
+
+
+OFFICIAL_SQUAD = json.loads((Path(__file__).parent / "data" / "squad_official_cases.json").read_text())
+
+
+@pytest.mark.parametrize("case", OFFICIAL_SQUAD["cases"], ids=lambda c: repr(c["prediction"]))
+def test_squad_em_f1_match_the_official_script(case):
+    ours = squad_metrics([case["prediction"]], [case["answers"]])
+    assert ours["em"] == pytest.approx(case["official"]["exact_match"])
+    assert ours["f1"] == pytest.approx(case["official"]["f1"])
+
+
+def test_squad_metrics_over_all_cases_match_the_official_script():
+    cases = OFFICIAL_SQUAD["cases"]
+    ours = squad_metrics([c["prediction"] for c in cases], [c["answers"] for c in cases])
+    assert ours == pytest.approx({"em": OFFICIAL_SQUAD["all"]["exact_match"], "f1": OFFICIAL_SQUAD["all"]["f1"]})

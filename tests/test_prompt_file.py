@@ -67,27 +67,75 @@ def test_save_is_atomic_on_failure(tmp_path):
 
 
 def test_peft_export_import_round_trip(tmp_path):
-    lm = tiny_llama()
+    lm = tiny_llama(bos=False)
     w = _save(lm, tmp_path / "p.safetensors", task="sst2")
-    export_peft(read_prompt(tmp_path / "p.safetensors"), tmp_path / "adapter")
+    export_peft(read_prompt(tmp_path / "p.safetensors"), tmp_path / "adapter", lm)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
-    assert config["peft_type"] == "PROMPT_TUNING" and config["num_virtual_tokens"] == 4
+    assert config["peft_type"] == "PROMPT_TUNING"
+    assert config["num_virtual_tokens"] == 4
     back = import_peft(tmp_path / "adapter", lm)
-    assert torch.equal(back.tensor, w) and back.metadata.task == "sst2"
+    assert torch.equal(back.tensor, w)
+    assert back.metadata.task == "sst2"
 
 
-def test_peft_loads_our_export_and_gives_the_same_logits(tmp_path):
+def _full_logits_both_ways(lm, w, adapter, text="the movie was great", target="positive"):
+    """Logits over the input and target tokens: softprompt's batch vs PeftModel on the same tokens."""
     peft = pytest.importorskip("peft")
-    lm = tiny_llama(bos=False)  # PEFT puts the prompt before everything, BOS included
+    peft_model = peft.PeftModel.from_pretrained(lm.model, adapter)
+    row = lm.encode(text, target)
+    batch = lm.build_batch([row], w)
+    with torch.no_grad():
+        ours = lm.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                        position_ids=batch.position_ids).logits[0]
+        # PEFT adds its virtual tokens itself; the text goes in without special tokens
+        ids = torch.tensor([list(row.input_ids) + list(row.target_ids)])
+        theirs = peft_model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0]
+    n_text = ids.shape[1]
+    return ours[-n_text:], theirs[-n_text:]
+
+
+def test_peft_gives_the_same_full_logits_for_a_model_without_bos(tmp_path):
+    lm = tiny_llama(bos=False)
     w = _save(lm, tmp_path / "p.safetensors")
-    export_peft(read_prompt(tmp_path / "p.safetensors"), tmp_path / "adapter")
+    export_peft(read_prompt(tmp_path / "p.safetensors"), tmp_path / "adapter", lm)
+    ours, theirs = _full_logits_both_ways(lm, w, tmp_path / "adapter")
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+
+
+def test_peft_export_with_bos_is_refused_unless_folded_then_exact(tmp_path):
+    lm = tiny_llama(bos=True)
+    w = _save(lm, tmp_path / "p.safetensors", task="sst2")
+    saved = read_prompt(tmp_path / "p.safetensors")
+    with pytest.raises(PromptFileError, match="BOS"):
+        export_peft(saved, tmp_path / "plain", lm)
+    assert not (tmp_path / "plain" / "adapter_config.json").exists()
+    export_peft(saved, tmp_path / "adapter", lm, fold_bos=True)
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["num_virtual_tokens"] == 5  # BOS + the 4 prompt rows
+    ours, theirs = _full_logits_both_ways(lm, w, tmp_path / "adapter")
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+    back = import_peft(tmp_path / "adapter", lm)  # the folded BOS row is dropped again
+    assert torch.equal(back.tensor, w)
+    assert back.metadata.task == "sst2"
+
+
+def test_unfolded_export_with_bos_would_differ_in_peft(tmp_path):
+    """Why the refusal exists: PEFT's [prompt][BOS][input] is not softprompt's [BOS][prompt][input]."""
+    lm = tiny_llama(bos=True)
+    w = _save(lm, tmp_path / "p.safetensors")
+    saved = read_prompt(tmp_path / "p.safetensors")
+    no_bos = tiny_llama(bos=False)  # same weights (same seed), a tokenizer that lets the export through
+    export_peft(saved, tmp_path / "adapter", no_bos)
+    peft = pytest.importorskip("peft")
     peft_model = peft.PeftModel.from_pretrained(lm.model, tmp_path / "adapter")
     row = lm.encode("the movie was great", "positive")
+    ids = torch.tensor([list(row.prefix_ids) + list(row.input_ids) + list(row.target_ids)])
     batch = lm.build_batch([row], w)
-    ids = torch.tensor([list(row.input_ids) + list(row.target_ids)])
-    theirs = peft_model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -2].log_softmax(-1)
-    ours = lm.target_log_probs(batch)
-    torch.testing.assert_close(theirs[row.target_ids[0]], ours[0], atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        ours = lm.model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                        position_ids=batch.position_ids).logits[0, -1]
+        theirs = peft_model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1]
+    assert not torch.allclose(ours, theirs, atol=1e-3)
 
 
 def test_import_foreign_peft_adapter_needs_model(tmp_path):

@@ -259,13 +259,17 @@ def export(
     prompt: Path = typer.Argument(..., help="Prompt file."),
     out: Path = typer.Argument(..., help="Output PEFT adapter folder."),
     task_type: str = typer.Option("CAUSAL_LM", "--task-type", help="PEFT task type: CAUSAL_LM or SEQ_2_SEQ_LM."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The prompt's model (default: the one recorded in the file)."),
+    fold_bos: bool = typer.Option(False, "--fold-bos", help="For models with a BOS token: export BOS as virtual token 0 (PEFT inputs then need add_special_tokens=False)."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
-    """Export a prompt as a PEFT prompt-tuning adapter folder."""
+    """Export a prompt as a PEFT prompt-tuning adapter folder (checked against its model)."""
     from softprompt.core.prompt_file import export_peft, read_prompt
 
     if task_type not in ("CAUSAL_LM", "SEQ_2_SEQ_LM"):
         raise SoftPromptError(f"--task-type must be CAUSAL_LM or SEQ_2_SEQ_LM, got {task_type!r}")
-    export_peft(read_prompt(prompt), out, task_type)
+    saved = read_prompt(prompt)
+    export_peft(saved, out, _load(model or saved.metadata.model_id, device), task_type, fold_bos=fold_bos)
     console.print(f"wrote PEFT adapter {out}")
 
 

@@ -30,6 +30,8 @@ FORMAT_VERSION = "1"
 TENSOR_KEY = "prompt"
 PEFT_TENSOR_KEY = "prompt_embeddings"
 PEFT_META_PREFIX = "softprompt."
+# rows of an exported adapter that are the model's BOS embedding, folded in ahead of the prompt
+PEFT_FOLDED_KEY = "softprompt_peft.folded_prefix_rows"
 
 
 @dataclass
@@ -179,29 +181,51 @@ def load_prompt(path: str | Path, lm: PromptedLM | None = None) -> SavedPrompt:
 
 
 # ------------------------------------------------------------------- PEFT interop
-def export_peft(saved: SavedPrompt, out_dir: str | Path, task_type: str = "CAUSAL_LM") -> Path:
+def export_peft(
+    saved: SavedPrompt, out_dir: str | Path, lm: PromptedLM, task_type: str = "CAUSAL_LM", fold_bos: bool = False
+) -> Path:
     """Write a PEFT prompt-tuning adapter folder that `PeftModel.from_pretrained` loads.
 
+    softprompt reads [BOS][prompt][input] for models whose tokenizer adds a BOS token; PEFT
+    puts its virtual tokens before every input token, BOS included: [prompt][BOS][input]. The
+    two differ, so for such models the export is refused unless `fold_bos`: then the BOS
+    embedding becomes virtual token 0 (p + 1 virtual tokens) and PEFT reads exactly
+    softprompt's sequence, provided its inputs are tokenised without special tokens
+    (`add_special_tokens=False`). Models without BOS export the p rows as they are.
     Encoder-decoder prompts are exported with num_transformer_submodules=1 (the prompt on
     the encoder side only, as softprompt trains them).
     """
+    meta = saved.metadata
+    check_compatible(meta, lm, "prompt")
+    prefix = () if lm.is_encoder_decoder else lm.encode("x").prefix_ids
+    tensor = saved.tensor.detach().float().cpu()
+    if prefix and not fold_bos:
+        raise PromptFileError(
+            f"{meta.model_id} puts a BOS token before the prompt ([BOS][prompt][input]); PEFT puts virtual tokens "
+            "before BOS ([prompt][BOS][input]), so this prompt would give different outputs in PEFT. Export with "
+            "--fold-bos (fold_bos=True): BOS becomes virtual token 0 and PEFT's inputs must be tokenised with "
+            "add_special_tokens=False."
+        )
+    if prefix:
+        with torch.no_grad():
+            tensor = torch.cat([lm.embed(torch.tensor(prefix, dtype=torch.long)).float().cpu(), tensor])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta = saved.metadata
     config = {
         "peft_type": "PROMPT_TUNING",
         "task_type": task_type,
-        "num_virtual_tokens": meta.prompt_length,
+        "num_virtual_tokens": tensor.shape[0],
         "token_dim": meta.hidden_size,
         "num_transformer_submodules": 1,
         "prompt_tuning_init": "RANDOM",
         "base_model_name_or_path": meta.model_id,
         "inference_mode": True,
     }
-    tensors = {PEFT_TENSOR_KEY: saved.tensor.detach().float().cpu().contiguous()}
+    tensors = {PEFT_TENSOR_KEY: tensor.contiguous()}
     # The softprompt metadata rides in the weights file's header (prefixed keys), where PEFT
-    # ignores it and an import back restores it.
-    header = {"format": "pt", **{PEFT_META_PREFIX + k: v for k, v in meta.to_strings().items()}}
+    # ignores it and an import back restores it (dropping the folded BOS rows).
+    header = {"format": "pt", **{PEFT_META_PREFIX + k: v for k, v in meta.to_strings().items()},
+              PEFT_FOLDED_KEY: str(len(prefix))}
     atomic_write(out / "adapter_model.safetensors", lambda tmp: save_file(tensors, tmp, metadata=header))
     atomic_write(out / "adapter_config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
     return out
@@ -232,6 +256,7 @@ def import_peft(adapter_dir: str | Path, lm: PromptedLM | None = None) -> SavedP
     tensor = tensors[PEFT_TENSOR_KEY].float()
     n = int(config.get("num_virtual_tokens", tensor.shape[0]))
     tensor = tensor[:n]  # a seq2seq adapter with 2 submodules stores encoder rows first
+    tensor = tensor[int(header.get(PEFT_FOLDED_KEY, "0")):]
     if ours:
         metadata = PromptMetadata.from_strings(ours, weights_path)
     elif lm is not None:
