@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts = make_prompts(lm, args.tasks, args.prompt_length, args.seed)
     labels = [LABEL_PAIRS[t % len(LABEL_PAIRS)] for t in range(args.tasks)]
     stream = make_stream(args.requests, args.tasks, args.seed)
-    for t, pair in enumerate(labels):
+    for pair in labels:
         for word in pair:
             assert len(lm.encode("Answer:", word).target_ids) == 1, f"label {word!r} is not one token"
     label_ids = {f"task{t}": tuple(lm.encode("Answer:", w).target_ids[0] for w in labels[t]) for t in range(args.tasks)}

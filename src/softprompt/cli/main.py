@@ -20,6 +20,7 @@ from softprompt.cli.common import task as _task
 from softprompt.core.config import INIT_METHODS, ConfigError, PromptConfig, TrainConfig
 from softprompt.core.loading import DEFAULT_MODEL
 from softprompt.errors import SoftPromptError
+from softprompt.training.defaults import LR_PER_EMBEDDING_STD
 
 app = typer.Typer(
     name="softprompt",
@@ -41,7 +42,7 @@ def train(
     init_file: Optional[Path] = typer.Option(None, "--init-file", help="Prompt file to start from (--init file)."),
     init_range: Optional[float] = typer.Option(None, "--init-range", help="random-uniform range r (default: matched to the vocabulary's spread; paper: 0.5)."),
     optimizer: str = typer.Option(default_of(TrainConfig, "optimizer"), "--optimizer", help="adafactor (paper) or adam."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: 0.2 x the model's embedding std, see reports/lr_rule.md; the paper's 0.3 suits T5's embeddings)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Learning rate (default: {LR_PER_EMBEDDING_STD} x the model's embedding std, see reports/lr_rule.md; the paper's 0.3 suits T5's embeddings)."),
     weight_decay: float = typer.Option(default_of(TrainConfig, "weight_decay"), "--weight-decay"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Examples per micro-batch (default: 8 on a CPU, 32 on CUDA)."),
     grad_accum: int = typer.Option(default_of(TrainConfig, "grad_accum_steps"), "--grad-accum", help="Micro-batches per update."),
