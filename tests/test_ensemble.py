@@ -52,17 +52,22 @@ def test_one_score_options_call_per_chunk_holds_every_prompt(monkeypatch):
     calls = []
     original = lm.score_options
 
-    def spy(inputs, options, prompts=None, share_prefix=True):
-        calls.append((len(inputs), prompts))
-        return original(inputs, options, prompts, share_prefix)
+    def spy(inputs, options, prompts=None, share_prefix=True, max_input_tokens=None):
+        calls.append((len(inputs), prompts, max_input_tokens))
+        return original(inputs, options, prompts, share_prefix, max_input_tokens)
 
     monkeypatch.setattr(lm, "score_options", spy)
     examples = ToyTask().load("dev")[:10]  # 10 examples: the last chunk is short
     prompts = _prompts(lm)
-    batched_prompt_scores(lm, examples, prompts, batch_size=4)
-    assert [n for n, _ in calls] == [12, 12, 6]  # ceil(10 / 4) chunks, each example once per prompt
+    batched_prompt_scores(lm, examples, prompts, batch_size=4, max_input_tokens=[5, 6, 7])
+    assert [call[0] for call in calls] == [12, 12, 6]  # ceil(10 / 4) chunks, each example once per prompt
     rows = calls[0][1]
-    assert rows[0] is prompts[0] and rows[4] is prompts[1] and rows[8] is prompts[2]
+    assert rows[0] is prompts[0]
+    assert rows[4] is prompts[1]
+    assert rows[8] is prompts[2]
+    # each row is cut as its own prompt was trained
+    assert calls[0][2] == [5] * 4 + [6] * 4 + [7] * 4
+    assert calls[2][2] == [5, 5, 6, 6, 7, 7]
 
 
 def test_majority_vote_with_ties_broken_by_summed_log_likelihood():

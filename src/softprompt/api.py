@@ -16,6 +16,7 @@ from typing import Sequence
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt_file import SavedPrompt
+from softprompt.core.scoring import best_option
 from softprompt.evaluation.evaluator import EvalResult, evaluate
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
@@ -70,16 +71,11 @@ def evaluate_prompt(
     if prompt is not None:
         task = for_prompt(task, prompt)
     examples = task.load(split)[:max_examples]
-    saved_limit = lm.max_input_tokens
-    if prompt is not None:
-        lm.max_input_tokens = prompt.metadata.input_tokens
-    try:
-        with ProgressReporter(f"eval {task.name}/{split}", len(examples), unit="examples",
-                              enabled=show_progress) as reporter:
-            return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size,
-                            progress=reporter.advance)
-    finally:
-        lm.max_input_tokens = saved_limit
+    with ProgressReporter(f"eval {task.name}/{split}", len(examples), unit="examples",
+                          enabled=show_progress) as reporter:
+        return evaluate(lm, task, examples, None if prompt is None else prompt.tensor, batch_size,
+                        progress=reporter.advance,
+                        max_input_tokens=None if prompt is None else prompt.metadata.input_tokens)
 
 
 def for_prompt(task: Task, prompt: SavedPrompt) -> Task:
@@ -110,7 +106,7 @@ def classify(
     scores = lm.score_options(texts, [labels] * len(texts), prompt.tensor,
                              max_input_tokens=prompt.metadata.input_tokens)
     return [
-        {"label": labels[max(range(len(s)), key=s.__getitem__)], "scores": dict(zip(labels, s))}
+        {"label": labels[best_option(s)], "scores": dict(zip(labels, s))}
         for s in scores
     ]
 

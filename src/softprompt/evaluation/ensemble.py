@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from softprompt.core.model import PromptedLM
+from softprompt.core.scoring import best_option
 from softprompt.errors import SoftPromptError
 from softprompt.tasks.base import Example, Task
 
@@ -66,30 +67,33 @@ def batched_prompt_scores(
     prompts: Sequence[Tensor | None],
     batch_size: int = 8,
     share_prefix: bool = True,
+    max_input_tokens: int | Sequence[int | None] | None = None,
 ) -> list[list[list[float]]]:
     """scores[k][i][j] = log-likelihood of option j of example i under prompt k.
 
     batch_size counts examples per chunk; one forward pass (per score_options call) holds
-    batch_size * len(prompts) rows."""
+    batch_size * len(prompts) rows. max_input_tokens: one truncation for all, or one per
+    prompt (each prompt's inputs cut as it was trained)."""
     if not prompts:
         raise SoftPromptError("an ensemble needs at least one prompt")
     if any(ex.options is None for ex in examples):
         raise SoftPromptError("prompt ensembles need a classification task (examples with options)")
     n = len(prompts)
+    limits = [max_input_tokens] * n if max_input_tokens is None or isinstance(max_input_tokens, int) \
+        else list(max_input_tokens)
+    if len(limits) != n:
+        raise SoftPromptError(f"{len(limits)} input limits for {n} prompts")
     scores: list[list[list[float]]] = [[] for _ in range(n)]
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
         inputs = [ex.input for _ in range(n) for ex in chunk]
         options = [ex.options for _ in range(n) for ex in chunk]
         row_prompts = [p for p in prompts for _ in chunk]
-        flat = lm.score_options(inputs, options, row_prompts, share_prefix=share_prefix)
+        flat = lm.score_options(inputs, options, row_prompts, share_prefix=share_prefix,
+                                max_input_tokens=[limit for limit in limits for _ in chunk])
         for k in range(n):
             scores[k].extend(flat[k * len(chunk):(k + 1) * len(chunk)])
     return scores
-
-
-def _argmax(values: Sequence[float]) -> int:
-    return max(range(len(values)), key=values.__getitem__)
 
 
 def combine_predictions(
@@ -104,11 +108,11 @@ def combine_predictions(
         per_prompt = [s[i] for s in scores]
         summed = [sum(s[j] for s in per_prompt) for j in range(len(ex.options))]
         if combine == "sum":
-            out.append(ex.options[_argmax(summed)])
+            out.append(ex.options[best_option(summed)])
             continue
         if combine != "vote":
             raise SoftPromptError(f"combine must be 'vote' or 'sum', got {combine!r}")
-        votes = Counter(_argmax(s) for s in per_prompt)
+        votes = Counter(best_option(s) for s in per_prompt)
         top = max(votes.values())
         tied = [j for j, v in votes.items() if v == top]
         out.append(ex.options[max(tied, key=lambda j: summed[j])])
@@ -124,14 +128,15 @@ def evaluate_ensemble(
     batch_size: int = 8,
     combine: Combine = "vote",
     names: Sequence[str] | None = None,
+    max_input_tokens: int | Sequence[int | None] | None = None,
 ) -> EnsembleResult:
     """Score N prompts on `examples` in shared batches; report per-prompt, average, best
     and ensemble metrics."""
     examples = list(examples)
     start = time.perf_counter()
-    scores = batched_prompt_scores(lm, examples, list(prompts), batch_size)
+    scores = batched_prompt_scores(lm, examples, list(prompts), batch_size, max_input_tokens=max_input_tokens)
     seconds = time.perf_counter() - start
-    prompt_predictions = [[ex.options[_argmax(s)] for ex, s in zip(examples, sk)] for sk in scores]
+    prompt_predictions = [[ex.options[best_option(s)] for ex, s in zip(examples, sk)] for sk in scores]
     per_prompt = [task.compute_metrics(preds, examples) for preds in prompt_predictions]
     keys = list(per_prompt[0])
     average = {k: sum(m[k] for m in per_prompt) / len(per_prompt) for k in keys}
@@ -161,4 +166,5 @@ def evaluate_ensemble_files(
     saved = [load_prompt(p, lm) for p in prompt_paths]
     examples = task.load(split)[:max_examples]
     return evaluate_ensemble(lm, task, examples, [s.tensor for s in saved], batch_size, combine,
-                             names=[str(p) for p in prompt_paths])
+                             names=[str(p) for p in prompt_paths],
+                             max_input_tokens=[s.metadata.input_tokens for s in saved])

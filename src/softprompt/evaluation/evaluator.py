@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from softprompt.core.model import PromptedLM
+from softprompt.core.scoring import best_option
 from softprompt.tasks.base import Example, Task
 
 
@@ -32,11 +33,13 @@ def predict(
     batch_size: int = 32,
     max_new_tokens: int = 32,
     progress: Callable[[int], None] | None = None,
+    max_input_tokens: int | None = None,
 ) -> tuple[list[str], list[list[float]] | None]:
     """Predictions for examples: the argmax option (classification) or greedy text.
 
     Examples are batched in order of input length (less padding, same results: scores do
-    not depend on padding) and returned in their original order.
+    not depend on padding) and returned in their original order. Inputs keep their last
+    max_input_tokens tokens (None: the model's default).
     """
     classify = all(ex.options is not None for ex in examples)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input))
@@ -46,12 +49,14 @@ def predict(
         idx = order[start:start + batch_size]
         chunk = [examples[i] for i in idx]
         if classify:
-            scores = lm.score_options([ex.input for ex in chunk], [ex.options for ex in chunk], prompt)
+            scores = lm.score_options([ex.input for ex in chunk], [ex.options for ex in chunk], prompt,
+                                      max_input_tokens=max_input_tokens)
             for i, ex, s in zip(idx, chunk, scores):
-                predictions[i] = ex.options[max(range(len(s)), key=s.__getitem__)]
+                predictions[i] = ex.options[best_option(s)]
                 all_scores[i] = s
         else:
-            for i, text in zip(idx, lm.generate([ex.input for ex in chunk], prompt, max_new_tokens=max_new_tokens)):
+            for i, text in zip(idx, lm.generate([ex.input for ex in chunk], prompt, max_new_tokens=max_new_tokens,
+                                                        max_input_tokens=max_input_tokens)):
                 predictions[i] = text
         if progress is not None:
             progress(len(chunk))
@@ -67,9 +72,10 @@ def evaluate(
     batch_size: int = 32,
     max_new_tokens: int = 32,
     progress: Callable[[int], None] | None = None,
+    max_input_tokens: int | None = None,
 ) -> EvalResult:
     """Score `prompt` ([length, embed] or None for no prompt) on examples by the task's metric."""
     start = time.perf_counter()
-    predictions, scores = predict(lm, examples, prompt, batch_size, max_new_tokens, progress)
+    predictions, scores = predict(lm, examples, prompt, batch_size, max_new_tokens, progress, max_input_tokens)
     metrics = task.compute_metrics(predictions, examples)
     return EvalResult(metrics, predictions, scores, time.perf_counter() - start)

@@ -192,7 +192,8 @@ def run_suite(
                 raise SoftPromptError(f"{name} split {split!r} carries no labels (a test split?); use --split dev")
             saved: SavedPrompt = load_prompt(fp.path, lm)
             start = time.perf_counter()
-            result = evaluate(lm, task, examples, saved.tensor, batch_size)
+            result = evaluate(lm, task, examples, saved.tensor, batch_size,
+                              max_input_tokens=saved.metadata.input_tokens)
             outcome.seconds = time.perf_counter() - start
             outcome.metrics = result.metrics
             outcome.examples = len(examples)

@@ -134,7 +134,6 @@ def tune_model(
     dev = list(dev_examples or [])[: config.max_eval_examples]
     add_eos = task.kind == "generation"
     tuned = private_copy(lm)
-    tuned.max_input_tokens = config.max_input_tokens
     params = list(tuned.model.parameters())
     for p in params:
         p.requires_grad_(True)
@@ -162,7 +161,7 @@ def tune_model(
     def run_eval(step: int) -> dict[str, float]:
         nonlocal eval_seconds, best_metrics, best_step
         tuned.model.eval()
-        result = evaluate(tuned, task, dev, None, config.eval_batch_size)
+        result = evaluate(tuned, task, dev, None, config.eval_batch_size, max_input_tokens=config.max_input_tokens)
         tuned.model.train()
         eval_seconds += result.seconds
         metric = result.metrics[task.primary_metric]
@@ -181,7 +180,8 @@ def tune_model(
         for step in range(1, config.max_steps + 1):
             start = time.perf_counter()
             examples = stream.take((step - 1) * config.batch_size, config.batch_size)
-            rows = [tuned.encode(ex.input, ex.target, add_eos=add_eos) for ex in examples]
+            rows = [tuned.encode(ex.input, ex.target, add_eos=add_eos, max_input_tokens=config.max_input_tokens)
+                    for ex in examples]
             optimizer.zero_grad(set_to_none=True)
             loss = tuned.loss(tuned.build_batch(rows, None))
             loss.backward()

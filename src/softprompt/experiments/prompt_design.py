@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from softprompt.core.model import PromptedLM
+from softprompt.core.scoring import best_option
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import EvalResult, predict
 from softprompt.tasks.base import Example, Task
@@ -268,15 +269,9 @@ def evaluate_prompt_design(
         demos = sample_demonstrations(train_examples, shots, seed)
     examples = list(examples)
     designed = design_examples(template, examples, demos, t5_class_words(task))
-    saved_limit = lm.max_input_tokens
-    if max_input_tokens is not None:
-        lm.max_input_tokens = max_input_tokens
     start = time.perf_counter()
-    try:
-        _, scores = predict(lm, designed, None, batch_size)
-    finally:
-        lm.max_input_tokens = saved_limit
-    predictions = [ex.options[max(range(len(s)), key=s.__getitem__)] for ex, s in zip(examples, scores)]
+    _, scores = predict(lm, designed, None, batch_size, max_input_tokens=max_input_tokens)
+    predictions = [ex.options[best_option(s)] for ex, s in zip(examples, scores)]
     metrics = task.compute_metrics(predictions, examples)
     extra = {
         "template": {"instruction": template.instruction, "body": template.body,

@@ -161,9 +161,7 @@ def run_task(
         raise SoftPromptError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
     name = task.name
     max_tokens = settings.max_input_tokens_for(name)
-    if lm is not None:
-        lm.max_input_tokens = max_tokens
-    elif set(methods) - {"majority"}:
+    if lm is None and set(methods) - {"majority"}:
         raise SoftPromptError("a model is needed for methods other than 'majority'")
     train = task.load(settings.train_split_for(name))
     dev = task.load("dev")[: settings.max_dev_for(name)]
@@ -186,7 +184,8 @@ def run_task(
 
     if "design" in methods:
         log(f"[{name}] prompt design, zero-shot, {len(dev)} dev examples")
-        res = evaluate_prompt_design(lm, task, dev, shots=0, batch_size=settings.eval_batch_size)
+        res = evaluate_prompt_design(lm, task, dev, shots=0, batch_size=settings.eval_batch_size,
+                                     max_input_tokens=max_tokens)
         out["design"] = {**common, "method": "design", "shots": 0, "steps": 0, "metrics": res.metrics,
                          "primary": res.metrics[task.primary_metric], "eval_seconds": res.seconds,
                          "wall_seconds": res.seconds, "example_input": res.extra["example_input"]}
@@ -235,7 +234,7 @@ def run_task(
         prompts = [load_prompt(r["prompt_path"], lm).tensor for r in runs_found]
         log(f"[{name}] scoring {len(prompts)} prompts together on {len(dev)} dev examples")
         ens = evaluate_ensemble(lm, task, dev, prompts, batch_size=max(1, settings.eval_batch_size // len(prompts)),
-                                names=[r["prompt_path"] for r in runs_found])
+                                names=[r["prompt_path"] for r in runs_found], max_input_tokens=max_tokens)
         record = {**common, "method": "ensemble", "seeds": [r["seed"] for r in runs_found],
                   "steps": runs_found[0]["steps"], "eval_seconds": ens.seconds,
                   "train_seconds": sum(r["train_seconds"] for r in runs_found), **ens.to_dict(),

@@ -106,7 +106,8 @@ def evaluate_transfer(
     if not examples:
         raise SoftPromptError(f"{task.name} split {split!r} has no examples")
     start = time.perf_counter()
-    result = evaluate(lm, task, examples, saved.tensor, batch_size, max_new_tokens=max_new_tokens)
+    result = evaluate(lm, task, examples, saved.tensor, batch_size, max_new_tokens=max_new_tokens,
+                      max_input_tokens=saved.metadata.input_tokens)
     return TransferResult(
         source=source, target=task.name, split=split, prefix=used_prefix, metrics=result.metrics,
         primary_metric=task.primary_metric, examples=len(examples), seconds=time.perf_counter() - start,

@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from softprompt.core.model import PromptedLM
+from softprompt.core.scoring import best_option
 from softprompt.serving import schemas as S
 from softprompt.serving.errors import PromptNotFound, RequestTimedOut, ServingError, TooLarge
 from softprompt.serving.metrics import CONTENT_TYPE, Metrics
@@ -187,7 +188,7 @@ async def classify(body: S.ClassifyRequest, state: ServerState = Depends(get_sta
     results = []
     for row_scores in scores:
         probs = _softmax(row_scores)
-        best = max(range(len(options)), key=lambda j: row_scores[j])
+        best = best_option(row_scores)
         results.append(S.Classification(
             label=options[best],
             scores={o: _finite(s) for o, s in zip(options, row_scores)},

@@ -27,7 +27,6 @@ def train_prompt(
 ) -> TrainResult:
     """Train a prompt; every setting used, and where its value came from, lands in result.json."""
     settings = resolve_settings(lm, prompt, config, task.label_words)
-    lm.max_input_tokens = settings.train.max_input_tokens
     soft = SoftPrompt.initialise(lm, settings.prompt, task.label_words, seed=settings.train.seed)
     recorded = {**settings.to_dict(), "model": lm.model_id, "device": str(lm.device), "task": task.name}
     trainer = Trainer(lm, soft, task, train_examples, dev_examples, settings.train, run_dir,

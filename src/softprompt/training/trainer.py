@@ -240,7 +240,7 @@ class Trainer:
             reporter = ProgressReporter(label, len(examples), unit="examples", enabled=self.show_progress)
         with reporter:
             return evaluate(self.lm, self.task, examples, prompt, self.config.eval_batch_size,
-                            progress=reporter.advance)
+                            progress=reporter.advance, max_input_tokens=self.config.max_input_tokens)
 
     def _evaluate(self) -> dict[str, float]:
         """Score the prompt for model selection (on the subset); at step 0 on the whole dev set,
@@ -321,7 +321,8 @@ class Trainer:
                 for micro in range(cfg.grad_accum_steps):
                     first = self.state.step * per_update + micro * cfg.batch_size
                     examples = stream.take(first, cfg.batch_size)
-                    rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos) for ex in examples]
+                    rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos,
+                                           max_input_tokens=cfg.max_input_tokens) for ex in examples]
                     batch = self.lm.build_batch(rows, self.prompt.weight)
                     loss = self.lm.loss(batch) / cfg.grad_accum_steps
                     loss.backward()

@@ -1,0 +1,207 @@
+"""Scoring: log-likelihoods of target tokens, the training loss, and rank classification.
+
+Decoder-only models run the LM head only where a target token is predicted; rank
+classification computes each input once and reads every option from it (a shared prefix).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import Tensor
+
+from softprompt.core.batching import (
+    EncodedRow,
+    PromptedBatch,
+    RowLimits,
+    RowPrompts,
+    build_batch,
+    encode,
+    per_row_limits,
+    per_row_prompts,
+)
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedLM
+
+
+def best_option(scores: Sequence[float]) -> int:
+    """Rank classification's decision: the index of the highest-scoring option (the first on a tie)."""
+    if not scores:
+        raise ValueError("no option scores to choose from")
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
+def lm_head(lm: PromptedLM, hidden: Tensor) -> Tensor:
+    """hidden [..., embed] -> logits [..., vocab] in float32, with the model's own
+    final scaling (Gemma 2/3 soft-capping, Cohere logit_scale, Granite logits_scaling)."""
+    logits = lm.model.get_output_embeddings()(hidden).float()
+    cfg = lm.config
+    if getattr(cfg, "logit_scale", None) is not None:
+        logits = logits * cfg.logit_scale
+    if getattr(cfg, "logits_scaling", None) is not None:
+        logits = logits / cfg.logits_scaling
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap is not None:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def target_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
+    """Log-probability of every target token, [n_targets] (differentiable w.r.t. prompts).
+
+    Decoder-only models run the LM head only at the positions that predict a target
+    token: on a 262k vocabulary (Gemma 3) the full-sequence head dominates a step.
+    """
+    if lm.is_encoder_decoder:
+        out = lm.model(
+            inputs_embeds=batch.inputs_embeds,
+            attention_mask=batch.attention_mask,
+            decoder_input_ids=batch.decoder_input_ids,
+            decoder_attention_mask=batch.decoder_attention_mask,
+            use_cache=False,
+        )
+        logits = out.logits[batch.target_rows, batch.target_positions].float()
+    else:
+        hidden = lm.model.base_model(
+            inputs_embeds=batch.inputs_embeds,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        ).last_hidden_state
+        logits = lm_head(lm, hidden[batch.target_rows, batch.target_positions])
+    return torch.log_softmax(logits, dim=-1).gather(-1, batch.target_ids[:, None]).squeeze(-1)
+
+
+def loss(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
+    """The text-to-text loss: mean negative log-likelihood over all target tokens."""
+    return -target_log_probs(lm, batch).mean()
+
+
+def sequence_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
+    """Summed log-probability of each row's target, [batch]."""
+    token_lp = target_log_probs(lm, batch)
+    totals = torch.zeros(batch.batch_size, dtype=token_lp.dtype, device=token_lp.device)
+    return totals.index_add(0, batch.target_rows, token_lp)
+
+
+@torch.no_grad()
+def score_options(
+    lm: PromptedLM,
+    inputs: Sequence[str],
+    options: Sequence[Sequence[str]],
+    prompts: RowPrompts = None,
+    share_prefix: bool = True,
+    max_input_tokens: RowLimits = None,
+) -> list[list[float]]:
+    """Rank classification: summed log-likelihood of each option given each input.
+
+    inputs[i] is scored against every option in options[i]; prompts is one shared
+    [length, embed] prompt or one per input. Returns scores[i][j].
+
+    The shared input is computed once per example, not once per option:
+      - decoder-only, every option one token: one pass over the inputs, all options read
+        from the last position's distribution;
+      - decoder-only, longer options: one pass over the inputs fills a KV cache, which is
+        then reused by a pass over the options' tokens only;
+      - encoder-decoder: the encoder runs once per input, the decoder once per option.
+    share_prefix=False scores one full (prompt, input, option) row per option, the
+    straightforward reference the others are tested against.
+    """
+    row_prompts = per_row_prompts(prompts, len(inputs))
+    limits = per_row_limits(max_input_tokens, len(inputs))
+    encoded = [
+        [encode(lm, text, opt, max_input_tokens=limit) for opt in opts]
+        for text, opts, limit in zip(inputs, options, limits)
+    ]
+    if not share_prefix:
+        flat_rows = [r for rs in encoded for r in rs]
+        flat_prompts = [row_prompts[i] for i, rs in enumerate(encoded) for _ in rs]
+        return _split(sequence_log_probs(lm, build_batch(lm, flat_rows, flat_prompts)).tolist(), encoded)
+    if lm.is_encoder_decoder:
+        return _score_shared_encoder(lm, encoded, row_prompts)
+    prefixes = [EncodedRow(rs[0].prefix_ids, rs[0].input_ids) for rs in encoded]
+    batch = build_batch(lm, prefixes, row_prompts, padding_side="left")
+    single = all(len(r.target_ids) == 1 for rs in encoded for r in rs)
+    out = lm.model.base_model(
+        inputs_embeds=batch.inputs_embeds,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=not single,
+    )
+    first_lp = torch.log_softmax(lm_head(lm, out.last_hidden_state[:, -1]), dim=-1)  # [batch, vocab]
+    if single:
+        return [[first_lp[i, r.target_ids[0]].item() for r in rs] for i, rs in enumerate(encoded)]
+    return _score_option_tails(lm, encoded, batch, out.cache, first_lp)
+
+
+def _score_option_tails(
+    lm: PromptedLM, encoded, prefix_batch: PromptedBatch, cache, first_lp: Tensor
+) -> list[list[float]]:
+    """Options after a cached prefix: token 0 from the prefix's last position, token k
+    from the option's own position k-1. Options are right-padded after the prefix."""
+    owner = [i for i, rs in enumerate(encoded) for _ in rs]
+    options = [r.target_ids for rs in encoded for r in rs]
+    width = max(len(o) for o in options)
+    index = torch.tensor(owner, device=lm.device)
+    cache.batch_select_indices(index)  # one copy of the example's cache per option
+    ids = torch.full((len(options), width), lm.pad_id, dtype=torch.long)
+    opt_mask = torch.zeros_like(ids)
+    for j, o in enumerate(options):
+        ids[j, : len(o)] = torch.tensor(o)
+        opt_mask[j, : len(o)] = 1
+    ids, opt_mask = ids.to(lm.device), opt_mask.to(lm.device)
+    mask = torch.cat([prefix_batch.attention_mask[index], opt_mask], dim=1)
+    start = prefix_batch.position_ids[index, -1:] + 1
+    positions = start + torch.arange(width, device=lm.device)[None, :]
+    hidden = lm.model.base_model(
+        inputs_embeds=lm.embed(ids),
+        attention_mask=mask,
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+    ).last_hidden_state  # [n_options, width, embed]
+    scores = first_lp[index, ids[:, 0]]
+    if width > 1:
+        rows, cols = opt_mask[:, 1:].nonzero(as_tuple=True)
+        tail_lp = torch.log_softmax(lm_head(lm, hidden[rows, cols]), dim=-1)
+        tail_lp = tail_lp.gather(-1, ids[rows, cols + 1][:, None]).squeeze(-1)
+        scores = scores.index_add(0, rows, tail_lp)
+    return _split(scores.tolist(), encoded)
+
+
+def _score_shared_encoder(lm: PromptedLM, encoded, row_prompts) -> list[list[float]]:
+    from transformers.modeling_outputs import BaseModelOutput
+
+    inputs = [EncodedRow((), rs[0].input_ids) for rs in encoded]
+    enc_batch = build_batch(lm, inputs, row_prompts, padding_side="right")
+    hidden = lm.model.get_encoder()(
+        inputs_embeds=enc_batch.inputs_embeds,
+        attention_mask=enc_batch.attention_mask,
+    ).last_hidden_state
+    owner = torch.tensor([i for i, rs in enumerate(encoded) for _ in rs], device=lm.device)
+    flat = [r for rs in encoded for r in rs]
+    dec = build_batch(lm, [EncodedRow((), (), r.target_ids) for r in flat], None)
+    logits = (
+        lm.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden[owner]),
+            attention_mask=enc_batch.attention_mask[owner],
+            decoder_input_ids=dec.decoder_input_ids,
+            decoder_attention_mask=dec.decoder_attention_mask,
+            use_cache=False,
+        )
+        .logits[dec.target_rows, dec.target_positions]
+        .float()
+    )
+    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, dec.target_ids[:, None]).squeeze(-1)
+    totals = torch.zeros(len(flat), device=lm.device).index_add(0, dec.target_rows, token_lp)
+    return _split(totals.tolist(), encoded)
+
+
+def _split(flat_scores: list[float], encoded) -> list[list[float]]:
+    out, k = [], 0
+    for rs in encoded:
+        out.append(flat_scores[k : k + len(rs)])
+        k += len(rs)
+    return out
