@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, Sequence, cast
 
 import typer
 from rich.table import Table
@@ -34,7 +34,7 @@ experiments_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-def _metrics_table(title: str, rows: list[tuple[str, dict]]) -> Table:
+def _metrics_table(title: str, rows: Sequence[tuple[str, dict | None]]) -> Table:
     names = list(dict.fromkeys(k for _, m in rows for k in (m or {})))
     table = Table(title=title)
     table.add_column("")
@@ -73,7 +73,7 @@ def model_tune(
     from softprompt.api import load_splits
     from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
 
-    config = ModelTuningConfig(optimizer=optimizer, learning_rate=lr, batch_size=batch_size, max_steps=steps,
+    config = ModelTuningConfig(optimizer=cast(Any, optimizer), learning_rate=lr, batch_size=batch_size, max_steps=steps,
                                eval_every=eval_every, max_eval_examples=max_eval, max_input_tokens=max_input_tokens,
                                seed=seed)
     task_obj = _task(task, data_dir)
@@ -154,7 +154,8 @@ def ensemble(
     task_obj = _task(task_name, data_dir)
     task_obj.load(split)
     lm = _load(model, device, max_input_tokens)
-    result = evaluate_ensemble_files(lm, task_obj, [str(p) for p in prompts], split, max_examples, batch_size, combine)
+    result = evaluate_ensemble_files(lm, task_obj, [str(p) for p in prompts], split, max_examples, batch_size,
+                                     cast(Any, combine))
     rows = [(str(p), m) for p, m in zip(prompts, result.per_prompt)]
     rows += [("average", result.average), (f"best ({prompts[result.best_index]})", result.best),
              (f"ensemble ({combine})", result.ensemble)]
@@ -190,7 +191,7 @@ def transfer(
     task_obj = _task(target, data_dir)
     check_compatible_tasks(meta.label_words, meta.task, task_obj)
     lm = _load(model, device, max_input_tokens)
-    result = evaluate_transfer(lm, prompt, task_obj, data_dir, split, max_examples, batch_size, prefix)
+    result = evaluate_transfer(lm, prompt, task_obj, data_dir, split, max_examples, batch_size, cast(Any, prefix))
     console.print(_metrics_table(
         f"transfer {result.source} -> {result.target} / {split} (prefix {result.prefix!r}), {result.examples} examples",
         [("zero-shot", result.metrics), ("source dev (recorded)", (result.source_dev_metric or {}).get("metrics"))]))
@@ -220,7 +221,7 @@ def report_run(
     from softprompt.experiments.report import load_report_settings, run_task
 
     settings = load_report_settings(settings_file)
-    updates = {}
+    updates: dict[str, Any] = {}
     if steps is not None:
         updates["steps"] = {**settings.steps, **{t: steps for t in task}}
     if model_steps is not None:

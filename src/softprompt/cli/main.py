@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, cast
 
 import typer
 from rich.table import Table
@@ -77,9 +77,10 @@ def train(
 
     started = utc_now()
     check_run_dir(out, resume=resume, overwrite=overwrite)
-    prompt_cfg = PromptConfig(length=prompt_length, init=init, init_text=init_text,
+    # strings from the command line: the config dataclasses validate them (a ConfigError names the field)
+    prompt_cfg = PromptConfig(length=prompt_length, init=cast(Any, init), init_text=init_text,
                               init_file=str(init_file) if init_file else None, init_range=init_range)
-    train_cfg = TrainConfig(optimizer=optimizer, learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
+    train_cfg = TrainConfig(optimizer=cast(Any, optimizer), learning_rate=lr, weight_decay=weight_decay, batch_size=batch_size,
                             grad_accum_steps=grad_accum, max_steps=steps, eval_every=eval_every,
                             early_stopping_patience=patience, max_eval_examples=max_eval, seed=seed,
                             intermediate_eval_examples=eval_subset,
@@ -311,12 +312,12 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
-def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(abort, usage-error) classes: typer 0.29+ raises from its vendored click copy."""
     import click
 
-    aborts: tuple[type, ...] = (click.exceptions.Abort, typer.Abort)
-    errors: tuple[type, ...] = (click.exceptions.ClickException,)
+    aborts: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+    errors: tuple[type[BaseException], ...] = (click.exceptions.ClickException,)
     try:
         from typer._click import exceptions as vendored
 
@@ -338,8 +339,9 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except click_errors as err:
-        err.show()
-        sys.exit(err.exit_code)
+        usage_error = cast(Any, err)  # click's or typer's vendored ClickException
+        usage_error.show()
+        sys.exit(usage_error.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted: resume a training run with --resume")
         sys.exit(130)

@@ -15,9 +15,9 @@ def suite_table(result: SuiteResult):
     name = {"superglue": "SuperGLUE", "glue": "GLUE"}.get(result.suite, result.suite)
     title = f"{name} ({result.split}) on {result.model}"
     table = Table(title=title)
-    for col, justify in (("task", "left"), ("official metrics", "left"), ("score", "right"),
-                         ("examples", "right"), ("seconds", "right")):
-        table.add_column(col, justify=justify, no_wrap=col != "official metrics")
+    for col in ("task", "official metrics", "score", "examples", "seconds"):
+        table.add_column(col, justify="left" if col in ("task", "official metrics") else "right",
+                         no_wrap=col != "official metrics")
     table.add_column("prompt", overflow="fold")
     official = suite_tasks(result.suite)
     for task, o in result.tasks.items():

@@ -118,8 +118,7 @@ def encode(
         input_ids = tok(text).input_ids
         if len(input_ids) > limit:
             input_ids = input_ids[-limit:]
-        target_ids = tok(target).input_ids if target is not None else []
-        return EncodedRow((), tuple(input_ids), tuple(target_ids))
+        return EncodedRow((), tuple(input_ids), tuple(tok(target).input_ids if target is not None else ()))
 
     alone = tok(text).input_ids
     prefix, ids = [], alone

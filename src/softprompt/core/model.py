@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +28,9 @@ class PromptedLM:
     """
 
     def __init__(self, model: nn.Module, tokenizer, model_id: str, max_input_tokens: int = 512):
-        self.model = model
+        # a transformers PreTrainedModel; typed Any because its API (config, base_model,
+        # get_input_embeddings, ...) is dynamic per architecture
+        self.model: Any = model
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.max_input_tokens = max_input_tokens

@@ -134,18 +134,27 @@ def initial_prompt(
     """
     generator = torch.Generator().manual_seed(seed)
     config = replace(config, init=config.init or default_init(label_words))
-    if config.length is None and config.init != "file":
+    if config.init == "file":
+        return _from_file(lm, config)
+    length = config.length
+    if length is None:
         raise ConfigError("length: None (auto) is resolved by training.defaults.resolve_settings; give a length")
     if config.init == "random-uniform":
-        return random_uniform(lm, config.length, config.init_range, generator, config.vocab_sample_size)
+        return random_uniform(lm, length, config.init_range, generator, config.vocab_sample_size)
     if config.init == "sampled-vocab":
-        return sampled_vocab(lm, config.length, config.vocab_sample_size, generator)
+        return sampled_vocab(lm, length, config.vocab_sample_size, generator)
     if config.init == "class-label":
-        return class_label(lm, config.length, label_words or (), config.vocab_sample_size, generator)
-    if config.init == "text":
-        return from_text(lm, config.length, config.init_text or "")
-    from softprompt.core.prompt_file import load_prompt  # file init
+        return class_label(lm, length, label_words or (), config.vocab_sample_size, generator)
+    return from_text(lm, length, config.init_text or "")
 
+
+def _from_file(lm: PromptedLM, config: PromptConfig) -> Tensor:
+    from softprompt.core.prompt_file import (
+        load_prompt,  # local: prompt_file is heavier and rarely needed here
+    )
+
+    if not config.init_file:
+        raise ConfigError("init_file: is required when init is 'file'")
     saved = load_prompt(config.init_file, lm)
     if config.length is not None and saved.tensor.shape[0] != config.length:
         raise ConfigError(

@@ -87,7 +87,7 @@ def batched_prompt_scores(
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
         inputs = [ex.input for _ in range(n) for ex in chunk]
-        options = [ex.options for _ in range(n) for ex in chunk]
+        options = [ex.choices for _ in range(n) for ex in chunk]
         row_prompts = [p for p in prompts for _ in chunk]
         flat = lm.score_options(inputs, options, row_prompts, share_prefix=share_prefix,
                                 max_input_tokens=[limit for limit in limits for _ in chunk])
@@ -106,16 +106,16 @@ def combine_predictions(
     out = []
     for i, ex in enumerate(examples):
         per_prompt = [s[i] for s in scores]
-        summed = [sum(s[j] for s in per_prompt) for j in range(len(ex.options))]
+        summed = [sum(s[j] for s in per_prompt) for j in range(len(ex.choices))]
         if combine == "sum":
-            out.append(ex.options[best_option(summed)])
+            out.append(ex.choices[best_option(summed)])
             continue
         if combine != "vote":
             raise SoftPromptError(f"combine must be 'vote' or 'sum', got {combine!r}")
         votes = Counter(best_option(s) for s in per_prompt)
         top = max(votes.values())
         tied = [j for j, v in votes.items() if v == top]
-        out.append(ex.options[max(tied, key=lambda j: summed[j])])
+        out.append(ex.choices[max(tied, key=lambda j: summed[j])])
     return out
 
 
@@ -136,7 +136,7 @@ def evaluate_ensemble(
     start = time.perf_counter()
     scores = batched_prompt_scores(lm, examples, list(prompts), batch_size, max_input_tokens=max_input_tokens)
     seconds = time.perf_counter() - start
-    prompt_predictions = [[ex.options[best_option(s)] for ex, s in zip(examples, sk)] for sk in scores]
+    prompt_predictions = [[ex.choices[best_option(s)] for ex, s in zip(examples, sk)] for sk in scores]
     per_prompt = [task.compute_metrics(preds, examples) for preds in prompt_predictions]
     keys = list(per_prompt[0])
     average = {k: sum(m[k] for m in per_prompt) / len(per_prompt) for k in keys}

@@ -49,10 +49,10 @@ def predict(
         idx = order[start:start + batch_size]
         chunk = [examples[i] for i in idx]
         if classify:
-            scores = lm.score_options([ex.input for ex in chunk], [ex.options for ex in chunk], prompt,
+            scores = lm.score_options([ex.input for ex in chunk], [ex.choices for ex in chunk], prompt,
                                       max_input_tokens=max_input_tokens)
             for i, ex, s in zip(idx, chunk, scores):
-                predictions[i] = ex.options[best_option(s)]
+                predictions[i] = ex.choices[best_option(s)]
                 all_scores[i] = s
         else:
             for i, text in zip(idx, lm.generate([ex.input for ex in chunk], prompt, max_new_tokens=max_new_tokens,

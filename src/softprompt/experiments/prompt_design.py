@@ -271,7 +271,9 @@ def evaluate_prompt_design(
     designed = design_examples(template, examples, demos, t5_class_words(task))
     start = time.perf_counter()
     _, scores = predict(lm, designed, None, batch_size, max_input_tokens=max_input_tokens)
-    predictions = [ex.options[best_option(s)] for ex, s in zip(examples, scores)]
+    if scores is None:
+        raise SoftPromptError(f"prompt design needs a classification task; {task.name} generates text")
+    predictions = [ex.choices[best_option(s)] for ex, s in zip(examples, scores)]
     metrics = task.compute_metrics(predictions, examples)
     extra = {
         "template": {"instruction": template.instruction, "body": template.body,

@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import torch
 
@@ -163,6 +163,7 @@ def run_task(
     max_tokens = settings.max_input_tokens_for(name)
     if lm is None and set(methods) - {"majority"}:
         raise SoftPromptError("a model is needed for methods other than 'majority'")
+    frozen = cast(PromptedLM, lm)  # None only when the sole method is 'majority', which needs no model
     train = task.load(settings.train_split_for(name))
     dev = task.load("dev")[: settings.max_dev_for(name)]
     n_dev_total = len(task.load("dev"))
@@ -184,7 +185,7 @@ def run_task(
 
     if "design" in methods:
         log(f"[{name}] prompt design, zero-shot, {len(dev)} dev examples")
-        res = evaluate_prompt_design(lm, task, dev, shots=0, batch_size=settings.eval_batch_size,
+        res = evaluate_prompt_design(frozen, task, dev, shots=0, batch_size=settings.eval_batch_size,
                                      max_input_tokens=max_tokens)
         out["design"] = {**common, "method": "design", "shots": 0, "steps": 0, "metrics": res.metrics,
                          "primary": res.metrics[task.primary_metric], "eval_seconds": res.seconds,
@@ -194,7 +195,7 @@ def run_task(
     if "defaults" in methods:
         log(f"[{name}] prompt tuning with the library's defaults for this model and device")
         start = time.perf_counter()
-        result = train_prompt(lm, task, runs / "defaults", PromptConfig(init=settings.init_for(task)),
+        result = train_prompt(frozen, task, runs / "defaults", PromptConfig(init=cast(Any, settings.init_for(task))),
                               TrainConfig(max_input_tokens=max_tokens, eval_batch_size=settings.eval_batch_size),
                               train, dev, show_progress=False)
         record = defaults_record(result.run_dir, task.primary_metric)
@@ -205,15 +206,15 @@ def run_task(
         steps = settings.steps_for(name)
         for seed in seeds:
             log(f"[{name}] prompt tuning, seed {seed}, {steps} steps")
-            config = TrainConfig(optimizer=settings.optimizer, learning_rate=settings.learning_rate,
+            config = TrainConfig(optimizer=cast(Any, settings.optimizer), learning_rate=settings.learning_rate,
                                  batch_size=settings.batch_size, max_steps=steps, eval_every=steps,
                                  max_input_tokens=max_tokens, seed=seed,
                                  log_every=max(1, steps // 10), eval_batch_size=settings.eval_batch_size)
             init = settings.init_for(task)
-            pconfig = PromptConfig(length=settings.prompt_length, init=init)
-            soft = SoftPrompt.initialise(lm, pconfig, task.label_words, seed=seed)
+            pconfig = PromptConfig(length=settings.prompt_length, init=cast(Any, init))
+            soft = SoftPrompt.initialise(frozen, pconfig, task.label_words, seed=seed)
             start = time.perf_counter()
-            result = Trainer(lm, soft, task, train, None, config, runs / f"prompt-seed{seed}",
+            result = Trainer(frozen, soft, task, train, None, config, runs / f"prompt-seed{seed}",
                              init_name=init, show_progress=False).train()
             seconds = time.perf_counter() - start
             losses = [json.loads(ln) for ln in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -231,9 +232,9 @@ def run_task(
             int(k.split("seed")[1]) for k in data if k.startswith("prompt-seed"))]
         if not runs_found:
             raise SoftPromptError(f"[{name}] no prompt-tuning runs recorded in {results_path}: run method 'prompt' first")
-        prompts = [load_prompt(r["prompt_path"], lm).tensor for r in runs_found]
+        prompts = [load_prompt(r["prompt_path"], frozen).tensor for r in runs_found]
         log(f"[{name}] scoring {len(prompts)} prompts together on {len(dev)} dev examples")
-        ens = evaluate_ensemble(lm, task, dev, prompts, batch_size=max(1, settings.eval_batch_size // len(prompts)),
+        ens = evaluate_ensemble(frozen, task, dev, prompts, batch_size=max(1, settings.eval_batch_size // len(prompts)),
                                 names=[r["prompt_path"] for r in runs_found], max_input_tokens=max_tokens)
         record = {**common, "method": "ensemble", "seeds": [r["seed"] for r in runs_found],
                   "steps": runs_found[0]["steps"], "eval_seconds": ens.seconds,
@@ -245,16 +246,19 @@ def run_task(
     if "model" in methods:
         steps = settings.model_steps_for(name)
         log(f"[{name}] model tuning, {steps} steps")
-        config = ModelTuningConfig(optimizer=settings.model_optimizer, learning_rate=settings.model_learning_rate,
+        tuning = ModelTuningConfig(optimizer=cast(Any, settings.model_optimizer),
+                                   learning_rate=settings.model_learning_rate,
                                    batch_size=settings.batch_size, max_steps=steps, max_input_tokens=max_tokens,
                                    eval_batch_size=settings.eval_batch_size, log_every=max(1, steps // 10))
-        res = tune_model(lm, task, train, dev, config, run_dir=runs / "model")
+        tuned = tune_model(frozen, task, train, dev, tuning, run_dir=runs / "model")
+        if tuned.final_metrics is None:
+            raise SoftPromptError(f"[{name}] model tuning needs dev examples to report a score")
         record = {**common, "method": "model", "steps": steps, "batch_size": settings.batch_size,
-                  "examples_seen": steps * settings.batch_size, "metrics": res.final_metrics,
-                  "primary": res.final_metrics[task.primary_metric], "train_seconds": res.train_seconds,
-                  "eval_seconds": res.eval_seconds, "wall_seconds": res.seconds, "losses": res.losses,
+                  "examples_seen": steps * settings.batch_size, "metrics": tuned.final_metrics,
+                  "primary": tuned.final_metrics[task.primary_metric], "train_seconds": tuned.train_seconds,
+                  "eval_seconds": tuned.eval_seconds, "wall_seconds": tuned.seconds, "losses": tuned.losses,
                   "optimizer": settings.model_optimizer, "learning_rate": settings.model_learning_rate,
-                  "trainable_parameters": res.trainable_parameters}
+                  "trainable_parameters": tuned.trainable_parameters}
         out["model"] = record
         save_record(results_path, name, "model", record, meta)
     return out
@@ -345,7 +349,7 @@ def build_report(results: dict, data_note: str = "", lr_checks: Sequence[dict] =
         ens = rec.get("ensemble")
         model = rec.get("model")
         pt0 = ens["per_prompt"][0] if ens else None
-        dev = next((r for r in (design, ens, model) if r), {})
+        dev: dict = next((r for r in (design, ens, model) if r), {})
         dev_note = f"{dev.get('dev_examples', '?')} of {dev.get('dev_total', '?')}"
         ens_cell = "-"
         if ens:
@@ -518,7 +522,7 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             names = REPORT_METRICS.get(row["task"], ("accuracy",))
-            any_rec = next((r for r in (row["defaults"], row["design"], row["majority"], row["model"]) if r), {})
+            any_rec: dict = next((r for r in (row["defaults"], row["design"], row["majority"], row["model"]) if r), {})
             tuned = row["defaults"] or {}
             train = (tuned.get("settings") or {}).get("train", {})
             steps = f"{tuned['steps']} ({train.get('batch_size')}), {train.get('learning_rate'):g}" if tuned else "-"

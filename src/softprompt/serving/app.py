@@ -104,7 +104,7 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str
     parts = []
     for issue in issues[:MAX_DETAIL_ERRORS]:
         where = ".".join(str(p) for p in issue["loc"]) or "body"
-        msg = issue["msg"]
+        msg = str(issue["msg"])
         if issue["type"] == "model_attributes_type" and issue["loc"] == ["body"]:
             msg += " (send a JSON object with Content-Type: application/json)"
         parts.append(f"{where}: {msg}")

@@ -173,7 +173,9 @@ class Metrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (self.requests, self.request_duration, self.batch_rows, self.batch_prompts,
-                       self.batch_duration, self.queue_wait, self.rows, self.batch_failures, *self.gauges):
+        metrics: list[Counter | Histogram | Gauge] = [
+            self.requests, self.request_duration, self.batch_rows, self.batch_prompts,
+            self.batch_duration, self.queue_wait, self.rows, self.batch_failures, *self.gauges]
+        for metric in metrics:
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"

@@ -325,7 +325,7 @@ class BatchScheduler:
 
     def _run_batch(self, batch: list[_Pending]) -> None:
         results, error = self._execute(batch)
-        if error is None:
+        if error is None and results is not None:
             for p, result in zip(batch, results):
                 self._deliver(p.job, p.index, result)
             return

@@ -33,7 +33,7 @@ import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, List, Sequence  # List: the stores' own `list` method shadows the builtin
 
 from softprompt.fileio import atomic_write
 from softprompt.serving.errors import PreconditionFailed, PromptNotFound
@@ -118,7 +118,7 @@ class PromptStore(ABC):
         with self._thread_lock:
             yield
 
-    def cleanup(self) -> list[str]:
+    def cleanup(self) -> List[str]:
         """Remove what killed writers left behind; returns what was removed."""
         return []
 
@@ -238,7 +238,7 @@ class DirectoryStore(PromptStore):
             finally:
                 os.close(fd)  # releases the lock
 
-    def cleanup(self) -> list[str]:
+    def cleanup(self) -> List[str]:
         """Delete atomic_write temp files left by a killed writer (under the write lock, so a
         live writer's temp file in another process is never removed)."""
         removed = []

@@ -58,6 +58,13 @@ class Example:
     fields: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
+    def choices(self) -> tuple[str, ...]:
+        """The options of a classification example (an error for a generation example)."""
+        if self.options is None:
+            raise ValueError(f"example {self.input[:40]!r} has no options (a generation example)")
+        return self.options
+
+    @property
     def label(self) -> int | None:
         """Index of the gold target within options (None for generation examples)."""
         if self.options is None:
@@ -65,7 +72,8 @@ class Example:
         return self.options.index(self.target) if self.target in self.options else None
 
 
-Split = Literal["train", "dev", "test"]
+# "train", "dev", "test", or a task's extra split (e.g. BoolQ's "fewglue32-train")
+Split = str
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,13 @@ class Task(ABC):
         self.strict = strict
         if self.formats:
             self.set_format(DEFAULT_FORMAT)
+
+    @property
+    def data_root(self) -> Path:
+        """The benchmark data folder (an error naming the task when none was given)."""
+        if self.data_dir is None:
+            raise DataError(f"{self.name}: no data folder given (data_dir / --data-dir)")
+        return self.data_dir
 
     def set_format(self, name: str) -> "Task":
         """Render examples in format `name` ('natural' or 't5'); sets the label words too."""

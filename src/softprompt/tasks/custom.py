@@ -158,7 +158,7 @@ def parse_spec(spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
         raise DataError(f"{spec_path}: key 'kind' should be 'classification' or 'generation', got {kind!r:.40}")
     if kind == "classification" and label_words is None:
         raise DataError(f"{spec_path}: missing key 'label_words' (a classification task needs its label words)")
-    if kind == "classification" and len(label_words) < 2:
+    if kind == "classification" and len(label_words or ()) < 2:
         raise DataError(f"{spec_path}: key 'label_words' should list at least two words")
     if kind == "generation" and (label_words is not None or label_map is not None):
         raise DataError(f"{spec_path}: key 'label_words'/'label_map' only apply to kind: classification")
@@ -173,9 +173,9 @@ def parse_spec(spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
     out["metric"] = metric
     positive = spec.get("positive_label")
     if positive is not None:
-        if kind != "classification" or positive not in label_words:
+        if kind != "classification" or positive not in (label_words or ()):
             raise DataError(f"{spec_path}: key 'positive_label' should be one of label_words, got {positive!r:.40}")
-    elif kind == "classification":
+    elif kind == "classification" and label_words:
         positive = label_words[-1]
     out["positive_label"] = positive
     return out
@@ -261,10 +261,11 @@ class CustomTask(Task):
                 )
             return label_map[raw], ()
         word = str(value).strip()
-        if word not in self.label_words:
+        label_words = self.label_words or ()
+        if word not in label_words:
             raise DataError(
                 f"{path}:{line_no}: field {name!r} has value {word!r}, not one of the label words "
-                f"({', '.join(self.label_words)}); add a label_map to the spec to translate raw values"
+                f"({', '.join(label_words)}); add a label_map to the spec to translate raw values"
             )
         return word, ()
 

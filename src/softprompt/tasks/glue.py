@@ -41,7 +41,7 @@ class SST2(Task):
     def split_path(self, split: Split) -> Path:
         if split not in self._files:
             raise DataError(f"sst2 has no split {split!r}")
-        return require_file(self.data_dir / "glue" / "SST-2" / self._files[split])
+        return require_file(self.data_root / "glue" / "SST-2" / self._files[split])
 
     def load(self, split: Split) -> list[Example]:
         path = self.split_path(split)
@@ -135,7 +135,7 @@ class MRPC(_ParaphraseTask):
     columns = ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String")
 
     def folder(self) -> Path:
-        return self.data_dir / "glue" / "MRPC"
+        return self.data_root / "glue" / "MRPC"
 
     def split_path(self, split: Split) -> Path:
         if split not in self._files:
@@ -206,7 +206,7 @@ class QQP(_ParaphraseTask):
     def split_path(self, split: Split) -> Path:
         if split not in ("train", "dev"):
             raise DataError(f"qqp has no split {split!r}; splits: train, dev (a fixed split of {self.file})")
-        return require_file(self.data_dir / "glue" / "QQP" / self.file)
+        return require_file(self.data_root / "glue" / "QQP" / self.file)
 
     @classmethod
     def is_dev(cls, pair_id: str) -> bool:

@@ -147,7 +147,7 @@ class SQuAD(MRQA):
             return require_file(self.file)
         if self.data_dir is None:
             raise DataError("squad has no data directory; pass data_dir")
-        return require_file(self.data_dir / self.relative)
+        return require_file(self.data_root / self.relative)
 
     @classmethod
     def is_dev(cls, context: str) -> bool:
@@ -186,4 +186,4 @@ class BioASQ(MRQA):
             return require_file(self.file)
         if self.data_dir is None:
             raise DataError("bioasq has no data directory; pass data_dir")
-        return require_file(self.data_dir / self.relative)
+        return require_file(self.data_root / self.relative)

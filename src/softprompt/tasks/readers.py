@@ -5,7 +5,7 @@ import csv
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal, overload
 
 from softprompt.tasks.base import DataError
 
@@ -20,7 +20,11 @@ def require_file(path: Path) -> Path:
     return path
 
 
-def read_tsv(path: Path, header: bool = True) -> Iterator[tuple[int, dict[str, str] | list[str]]]:
+@overload
+def read_tsv(path: Path, header: Literal[True] = True) -> Iterator[tuple[int, dict[str, str]]]: ...
+@overload
+def read_tsv(path: Path, header: Literal[False]) -> Iterator[tuple[int, list[str]]]: ...
+def read_tsv(path: Path, header: bool = True) -> Iterator[tuple[int, Any]]:
     """Yield (line_number, row) from a tab-separated file; dict rows when it has a header.
 
     No quoting (GLUE's files contain bare quote characters); a UTF-8 byte-order mark (as in

@@ -79,7 +79,7 @@ class SuperGLUETask(Task):
     def folder_path(self) -> Path:
         if self.data_dir is None:
             raise DataError(f"task {self.name!r} has no data directory; pass data_dir")
-        return self.data_dir / "superglue" / self.folder
+        return self.data_root / "superglue" / self.folder
 
     def split_names(self) -> list[str]:
         """Every split this task knows of (whether or not its file is present)."""

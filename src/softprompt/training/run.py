@@ -30,6 +30,6 @@ def train_prompt(
     soft = SoftPrompt.initialise(lm, settings.prompt, task.label_words, seed=settings.train.seed)
     recorded = {**settings.to_dict(), "model": lm.model_id, "device": str(lm.device), "task": task.name}
     trainer = Trainer(lm, soft, task, train_examples, dev_examples, settings.train, run_dir,
-                      init_name=settings.prompt.init, show_progress=show_progress, settings=recorded,
+                      init_name=settings.prompt.init or "unknown", show_progress=show_progress, settings=recorded,
                       run_info=run_info)
     return trainer.train(resume=resume)
