@@ -1,20 +1,23 @@
-"""Rank-classification throughput: one full row per option ("before") vs the shared-prefix
-path ("after"), same model, same examples, same run.
+"""Rank-classification throughput: softprompt against PEFT prompt tuning, same model, same
+prompt, same examples, same batch size and threads, one run.
 
-    before  PromptedLM.score_options(..., share_prefix=False): every (prompt, input, option)
-            row runs through the whole model, so an example with k options costs k full passes
-    after   the default path: the prompt + input run once per example; single-token options
-            are read from the last position's distribution, longer ones (COPA's choices) reuse
-            the input's KV cache and run only the option tokens
+    peft      the prompt exported with `softprompt export` and loaded by
+              `PeftModel.from_pretrained`; each (input, option) pair is one row of PEFT's own
+              forward (virtual tokens prepended), the option's tokens read from its logits:
+              how a PEFT user scores options
+    per-row   softprompt's `score_options(..., share_prefix=False)`: also one full row per
+              option, through softprompt's batching (LM head only at the option's positions)
+    shared    softprompt's default: the prompt + input run once per example; one-token options
+              are read from the last position's distribution, longer ones reuse the input's KV cache
 
-For each task the dev examples are scored in batches by both paths, alternating
-(before, after, after, before, ...) so slow drift of a shared machine hits both alike; the
-table gives each path's examples per second in its fastest pass (interference on a shared
-machine only adds time) and their ratio, and checks that
-both paths give the same scores (max |difference|) and predictions.
+For each task the dev examples are scored in batches of `--batch-size` examples by every
+path, in rotating order (so slow drift of a shared machine hits all alike); the table gives
+each path's examples per second in its fastest pass (interference only adds time), the
+speed-ups over PEFT, and checks that the paths agree (max |score difference| against PEFT,
+same predictions).
 
     flock /tmp/softprompt-cpu.lock python benchmarks/eval_throughput.py   # writes benchmarks/eval_throughput.md
-    python benchmarks/eval_throughput.py --tasks copa --examples 40 --repeats 1
+    python benchmarks/eval_throughput.py --tasks cb --examples 16 --repeats 1 --out ''
 """
 from __future__ import annotations
 
@@ -24,27 +27,65 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+PATHS = ("peft", "per-row", "shared")
 
 
-def _score_all(lm, examples, prompt, batch_size: int, share_prefix: bool) -> tuple[float, list[list[float]]]:
-    start = time.perf_counter()
+def _softprompt_scores(lm, examples, prompt, batch_size: int, share_prefix: bool, limit: int) -> list[list[float]]:
     scores: list[list[float]] = []
     for i in range(0, len(examples), batch_size):
         chunk = examples[i:i + batch_size]
-        scores += lm.score_options([e.input for e in chunk], [e.options for e in chunk], prompt, share_prefix=share_prefix)
-    return time.perf_counter() - start, scores
+        scores += lm.score_options([e.input for e in chunk], [e.options for e in chunk], prompt,
+                                   share_prefix=share_prefix, max_input_tokens=limit)
+    return scores
+
+
+def _peft_scores(peft_model, lm, examples, batch_size: int, n_virtual: int, limit: int) -> list[list[float]]:
+    """PEFT's forward on one right-padded row per (input, option); the option's log-likelihood
+    read from the logits PEFT returns (its virtual tokens come first)."""
+    import torch
+
+    scores: list[list[float]] = []
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i:i + batch_size]
+        rows = [lm.encode(e.input, o, max_input_tokens=limit) for e in chunk for o in e.options]
+        # prefix (BOS) tokens were folded into the virtual tokens by the export
+        ids_list = [list(r.input_ids) + list(r.target_ids) for r in rows]
+        width = max(len(ids) for ids in ids_list)
+        ids = torch.full((len(rows), width), lm.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, row_ids in enumerate(ids_list):
+            ids[j, :len(row_ids)] = torch.tensor(row_ids)
+            mask[j, :len(row_ids)] = 1
+        with torch.no_grad():
+            logits = peft_model(input_ids=ids, attention_mask=mask).logits
+        flat = []
+        for j, (r, row_ids) in enumerate(zip(rows, ids_list)):
+            n_target = len(r.target_ids)
+            first = n_virtual + len(row_ids) - n_target - 1  # the position predicting the first option token
+            lp = torch.log_softmax(logits[j, first:first + n_target].float(), dim=-1)
+            flat.append(lp.gather(-1, torch.tensor(r.target_ids)[:, None]).sum().item())
+        k = 0
+        for e in chunk:
+            scores.append(flat[k:k + len(e.options)])
+            k += len(e.options)
+    return scores
 
 
 def run(args) -> list[dict]:
     import torch
 
     torch.set_num_threads(args.threads)
+    from peft import PeftModel
+
     import softprompt as sp
+    from softprompt.core.prompt_file import export_peft, metadata_for, read_prompt, save_prompt
+    from softprompt.core.scoring import best_option
 
     lm = sp.load_model(args.model, max_input_tokens=args.max_input_tokens)
     rows = []
@@ -54,77 +95,86 @@ def run(args) -> list[dict]:
         init = "class-label" if task.label_words else "sampled-vocab"
         prompt = sp.SoftPrompt.initialise(lm, sp.PromptConfig(length=args.prompt_length, init=init),
                                           task.label_words).weight.detach()
+        with tempfile.TemporaryDirectory() as tmp:
+            save_prompt(Path(tmp) / "p.safetensors", prompt, metadata_for(lm, prompt))
+            export_peft(read_prompt(Path(tmp) / "p.safetensors"), Path(tmp) / "adapter", lm, fold_bos=True)
+            peft_model = PeftModel.from_pretrained(lm.model, Path(tmp) / "adapter")
+            n_virtual = peft_model.peft_config["default"].num_virtual_tokens
+            score = {
+                "peft": lambda ex: _peft_scores(peft_model, lm, ex, args.batch_size, n_virtual, args.max_input_tokens),
+                "per-row": lambda ex: _softprompt_scores(lm, ex, prompt, args.batch_size, False, args.max_input_tokens),
+                "shared": lambda ex: _softprompt_scores(lm, ex, prompt, args.batch_size, True, args.max_input_tokens),
+            }
+            for path in PATHS:  # warm-up
+                score[path](examples[: args.batch_size])
+            times: dict[str, list[float]] = {p: [] for p in PATHS}
+            scores: dict[str, list[list[float]]] = {}
+            for r in range(args.repeats):
+                for path in PATHS[r % 3:] + PATHS[:r % 3]:
+                    start = time.perf_counter()
+                    scores[path] = score[path](examples)
+                    times[path].append(time.perf_counter() - start)
+                    print(f"{name} {path:8s} {times[path][-1]:.2f} s", file=sys.stderr, flush=True)
+            del peft_model  # prompt tuning leaves the frozen model itself untouched
         option_tokens = [len(lm.encode(e.input, o).target_ids) for e in examples for o in e.options]
-        input_tokens = [len(lm.encode(e.input).input_ids) for e in examples]
-        _score_all(lm, examples[: args.batch_size], prompt, args.batch_size, False)  # warm-up
-        _score_all(lm, examples[: args.batch_size], prompt, args.batch_size, True)
-        times = {False: [], True: []}
-        scores = {}
-        for r in range(args.repeats):  # before, after, after, before, ...
-            for share in ((False, True) if r % 2 == 0 else (True, False)):
-                seconds, s = _score_all(lm, examples, prompt, args.batch_size, share)
-                times[share].append(seconds)
-                scores[share] = s
-                print(f"{name} {'after ' if share else 'before'} {seconds:.2f} s", file=sys.stderr, flush=True)
-        diff = max(abs(a - b) for ra, rb in zip(scores[False], scores[True]) for a, b in zip(ra, rb))
-        argmax = lambda s: max(range(len(s)), key=s.__getitem__)
-        agree = sum(argmax(a) == argmax(b) for a, b in zip(scores[False], scores[True]))
-        # Interference from other processes only ever adds time: the fastest pass is the estimate.
-        before = len(examples) / min(times[False])
-        after = len(examples) / min(times[True])
+        input_tokens = [len(lm.encode(e.input, max_input_tokens=args.max_input_tokens).input_ids) for e in examples]
+        rate = {p: len(examples) / min(times[p]) for p in PATHS}
+        diff = {p: max(abs(a - b) for ra, rb in zip(scores["peft"], scores[p]) for a, b in zip(ra, rb)) for p in PATHS}
+        agree = {p: sum(best_option(a) == best_option(b) for a, b in zip(scores["peft"], scores[p])) for p in PATHS}
         rows.append({
-            "task": name, "examples": len(examples), "options": f"{min(len(e.options) for e in examples)}"
-            + ("" if len({len(e.options) for e in examples}) == 1 else f"-{max(len(e.options) for e in examples)}"),
-            "option_tokens": f"{min(option_tokens)}-{max(option_tokens)} (mean {statistics.mean(option_tokens):.1f})",
-            "input_tokens": statistics.mean(input_tokens), "before": before, "after": after, "ratio": after / before,
-            "before_s": times[False], "after_s": times[True], "max_diff": diff, "agree": agree,
+            "task": name, "examples": len(examples), "options": len(examples[0].options),
+            "option_tokens": statistics.mean(option_tokens), "input_tokens": statistics.mean(input_tokens),
+            "rate": rate, "times": times, "diff": diff, "agree": agree,
         })
     return rows
 
 
-def render(rows: list[dict], args, wall: float) -> str:
+def render(rows: list[dict], args, wall: float, load_at_start: float) -> str:
+    import peft
     import torch
 
     command = " ".join(["flock /tmp/softprompt-cpu.lock python benchmarks/eval_throughput.py", *sys.argv[1:]])
     lines = [
-        "# Rank-classification throughput: shared prefix vs one row per option",
+        "# Rank-classification throughput: softprompt vs PEFT prompt tuning",
         "",
         f"Generated on {datetime.date.today()} by `{command}`.",
         "",
-        f"Model `{args.model}` on CPU ({platform.processor() or platform.machine()}, {args.threads} torch threads, "
-        f"torch {torch.__version__}); a soft prompt of {args.prompt_length} rows; batches of {args.batch_size} "
-        f"examples; inputs truncated to {args.max_input_tokens} tokens; dev examples in file order; "
-        f"{args.repeats} timed passes per path, alternating before/after; rates are from each path's fastest pass; {wall:.0f} s in all.",
+        f"Model `{args.model}` on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.threads} torch threads, torch {torch.__version__}, peft {peft.__version__}); one soft prompt of "
+        f"{args.prompt_length} rows for all paths; batches of {args.batch_size} examples; inputs truncated to "
+        f"{args.max_input_tokens} tokens; dev examples in file order; {args.repeats} timed passes per path in "
+        f"rotating order; rates from each path's fastest pass; {wall:.0f} s in all. 1-minute load average when the "
+        f"run started: {load_at_start:.2f}.",
         "",
-        "- **before**: `score_options(..., share_prefix=False)`: one full (prompt, input, option) row per option.",
-        "- **after**: the default shared-prefix path: the prompt + input once per example; one-token options read "
-        "from its last position, longer options scored on top of its KV cache.",
+        "- **peft**: `PeftModel.from_pretrained` on the exported prompt; one row of PEFT's forward per (input, option).",
+        "- **per-row**: softprompt, `score_options(..., share_prefix=False)`: one row per option, LM head only at "
+        "the option's positions.",
+        "- **shared** (softprompt's default): prompt + input once per example, options read from it.",
         "",
-        "| task | examples | options / example | option tokens | mean input tokens | before (examples/s) | after (examples/s) | speed-up | max score diff | same prediction |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | examples | options | mean option tokens | mean input tokens | peft (ex/s) | per-row (ex/s) | "
+        "shared (ex/s) | per-row vs peft | shared vs peft | max score diff vs peft | same prediction as peft |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        rate = r["rate"]
         lines.append(
-            f"| {r['task']} | {r['examples']} | {r['options']} | {r['option_tokens']} | {r['input_tokens']:.1f} | "
-            f"{r['before']:.2f} | {r['after']:.2f} | **{r['ratio']:.2f}x** | {r['max_diff']:.1e} | {r['agree']}/{r['examples']} |"
+            f"| {r['task']} | {r['examples']} | {r['options']} | {r['option_tokens']:.1f} | {r['input_tokens']:.1f} | "
+            f"{rate['peft']:.2f} | {rate['per-row']:.2f} | {rate['shared']:.2f} | "
+            f"{rate['per-row'] / rate['peft']:.2f}x | **{rate['shared'] / rate['peft']:.2f}x** | "
+            f"{max(r['diff']['per-row'], r['diff']['shared']):.1e} | "
+            f"{min(r['agree']['per-row'], r['agree']['shared'])}/{r['examples']} |"
         )
     lines += ["", "Timed passes (seconds for all examples):", ""]
     for r in rows:
-        lines.append(f"- {r['task']}: before {', '.join(f'{t:.2f}' for t in r['before_s'])}; "
-                     f"after {', '.join(f'{t:.2f}' for t in r['after_s'])}")
-    lines += ["", "The machine is a shared 2-core CPU; runs held the shared CPU lock, so no other model job ran "
-              "alongside, but absolute rates still vary between runs. The ratio is the comparison to read.",
-              "", "The saving is the shared part's share of the work: the prompt and input are computed once instead of "
-              "once per option, so it grows with the input's length and the number of options (CB: 3 options after "
-              "~94 input tokens) and shrinks when options are long next to the input (COPA: 2 options of ~7 tokens "
-              "after ~12 input tokens and the 20 prompt rows)."]
+        lines.append(f"- {r['task']}: " + "; ".join(
+            f"{p} {', '.join(f'{t:.2f}' for t in r['times'][p])}" for p in PATHS))
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--tasks", default="copa,cb")
+    parser.add_argument("--tasks", default="sst2,cb")
     parser.add_argument("--examples", type=int, default=None, help="first N dev examples (default: all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--prompt-length", type=int, default=20)
@@ -134,9 +184,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("SOFTPROMPT_DATA_DIR", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--out", default=str(HERE / "eval_throughput.md"))
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     start = time.perf_counter()
     rows = run(args)
-    text = render(rows, args, time.perf_counter() - start)
+    text = render(rows, args, time.perf_counter() - start, load_at_start)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
