@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -101,9 +102,12 @@ def run(args) -> list[dict]:
             peft_model = PeftModel.from_pretrained(lm.model, Path(tmp) / "adapter")
             n_virtual = peft_model.peft_config["default"].num_virtual_tokens
             score = {
-                "peft": lambda ex: _peft_scores(peft_model, lm, ex, args.batch_size, n_virtual, args.max_input_tokens),
-                "per-row": lambda ex: _softprompt_scores(lm, ex, prompt, args.batch_size, False, args.max_input_tokens),
-                "shared": lambda ex: _softprompt_scores(lm, ex, prompt, args.batch_size, True, args.max_input_tokens),
+                "peft": partial(_peft_scores, peft_model, lm, batch_size=args.batch_size, n_virtual=n_virtual,
+                                limit=args.max_input_tokens),
+                "per-row": partial(_softprompt_scores, lm, prompt=prompt, batch_size=args.batch_size,
+                                   share_prefix=False, limit=args.max_input_tokens),
+                "shared": partial(_softprompt_scores, lm, prompt=prompt, batch_size=args.batch_size,
+                                  share_prefix=True, limit=args.max_input_tokens),
             }
             for path in PATHS:  # warm-up
                 score[path](examples[: args.batch_size])
@@ -115,7 +119,6 @@ def run(args) -> list[dict]:
                     scores[path] = score[path](examples)
                     times[path].append(time.perf_counter() - start)
                     print(f"{name} {path:8s} {times[path][-1]:.2f} s", file=sys.stderr, flush=True)
-            del peft_model  # prompt tuning leaves the frozen model itself untouched
         option_tokens = [len(lm.encode(e.input, o).target_ids) for e in examples for o in e.options]
         input_tokens = [len(lm.encode(e.input, max_input_tokens=args.max_input_tokens).input_ids) for e in examples]
         rate = {p: len(examples) / min(times[p]) for p in PATHS}
