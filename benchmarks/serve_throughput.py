@@ -198,10 +198,10 @@ def run_stream(name: str, scheduler: BatchScheduler, stream: list[Request], prom
                   statistics.mean(len(r.prompts) for r in hist), preds)
 
 
-def run_http(name: str, app, stream, labels, concurrency: int) -> Result:
+def http_load(url: str, stream, labels, concurrency: int) -> tuple[float, list[float], list[int]]:
+    """The loopback load test: closed-loop httpx clients POST /v1/classify (one input each) to
+    `url` until the stream is done; (wall seconds, latencies, predicted label indices)."""
     import httpx
-
-    from softprompt.serving.background import serve_in_thread
 
     n = len(stream)
     lat = [0.0] * n
@@ -209,30 +209,41 @@ def run_http(name: str, app, stream, labels, concurrency: int) -> Result:
     counter = iter(range(n))
     lock = threading.Lock()
     errors: list[str] = []
+
+    def client():
+        with httpx.Client(base_url=url, timeout=600) as http:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                req = stream[i]
+                t0 = time.perf_counter()
+                r = http.post("/v1/classify", json={"prompt": f"task{req.task}", "inputs": [req.text]})
+                lat[i] = time.perf_counter() - t0
+                if r.status_code != 200:
+                    errors.append(r.text)
+                    return
+                res = r.json()["results"][0]
+                preds[i] = list(labels[req.task]).index(res["label"])
+
+    seconds = run_clients(client, concurrency)
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed: {errors[0]}")
+    return seconds, lat, preds
+
+
+def run_http(name: str, app, stream, labels, concurrency: int) -> Result:
+    from softprompt.serving.background import serve_in_thread
+
     app.state.scheduler.history.clear()
     with serve_in_thread(app) as url:
-        def client():
-            with httpx.Client(base_url=url, timeout=600) as http:
-                while True:
-                    with lock:
-                        i = next(counter, None)
-                    if i is None:
-                        return
-                    req = stream[i]
-                    t0 = time.perf_counter()
-                    r = http.post("/v1/classify", json={"prompt": f"task{req.task}", "inputs": [req.text]})
-                    lat[i] = time.perf_counter() - t0
-                    if r.status_code != 200:
-                        errors.append(r.text)
-                        return
-                    res = r.json()["results"][0]
-                    preds[i] = list(labels[req.task]).index(res["label"])
-
-        seconds = run_clients(client, concurrency)
-    if errors:
-        raise RuntimeError(f"{name}: {len(errors)} requests failed: {errors[0]}")
+        try:
+            seconds, lat, preds = http_load(url, stream, labels, concurrency)
+        except RuntimeError as err:
+            raise RuntimeError(f"{name}: {err}") from None
     hist = list(app.state.scheduler.history)
-    return Result(name, n, seconds, lat, len(hist), statistics.mean(r.rows for r in hist),
+    return Result(name, len(stream), seconds, lat, len(hist), statistics.mean(r.rows for r in hist),
                   statistics.mean(len(r.prompts) for r in hist), preds)
 
 

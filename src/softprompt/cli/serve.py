@@ -29,7 +29,7 @@ def _fail(message: str) -> None:
 
 
 def serve_command(
-    prompts: Annotated[Path, typer.Option("--prompts", help="Folder of prompt files (*.safetensors); name = file stem. Created if missing.")],
+    prompts: Annotated[str, typer.Option("--prompts", help="Prompt store: a folder of prompt files (*.safetensors; name = file stem; created if missing) or an fsspec URL (s3://bucket/prefix, gs://...).")],
     model: Annotated[str, typer.Option("--model", help="Frozen model: built-in name (smollm2, gemma3-270m), HF id, folder or .gguf.")] = "smollm2",
     host: Annotated[str, typer.Option("--host", help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
@@ -46,8 +46,14 @@ def serve_command(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens-limit", help="Largest max_new_tokens a request may ask for.")] = 256,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    store_poll_s: Annotated[float, typer.Option("--store-poll-s", help="Seconds between re-listings of the prompt store, to pick up changes made by other servers/replicas (0: only on a miss).")] = 2.0,
+    require_if_match: Annotated[bool, typer.Option("--require-if-match", help="Uploads/deletes without If-Match (or If-None-Match: *) get 428.")] = False,
+    replicas: Annotated[int, typer.Option("--replicas", help="Model replicas. 1: one process, no Ray; N > 1: Ray Serve with N replicas over the same store (needs softprompt[serve-ray]).")] = 1,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Serve on this Ray cluster (auto, ray://host:10001) instead of starting a local one; implies Ray Serve.")] = None,
+    replica_cpus: Annotated[float, typer.Option("--replica-cpus", help="With Ray Serve: CPUs Ray reserves per replica (also its torch threads unless --threads).")] = 1.0,
 ) -> None:
-    """Serve every prompt in a folder on one frozen model, batching requests across prompts."""
+    """Serve every prompt in a folder (or an s3:// / gs:// store) on one frozen model, batching requests
+    across prompts; --replicas N serves the same API from N Ray Serve replicas."""
     import torch
     import uvicorn
 
@@ -61,12 +67,18 @@ def serve_command(
             max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, batching=batching,  # type: ignore[arg-type]
             admin_token=admin_token, api_token=api_token, max_input_chars=max_input_chars,
             max_inputs_per_request=max_inputs_per_request, max_upload_bytes=max_upload_bytes,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=max_new_tokens, store_poll_s=store_poll_s, require_if_match=require_if_match,
         )
     except ValueError as err:
         _fail(str(err))
-    if prompts.exists() and not prompts.is_dir():
-        _fail(f"--prompts {str(prompts)!r} is not a folder")
+    if "://" not in prompts and Path(prompts).exists() and not Path(prompts).is_dir():
+        _fail(f"--prompts {prompts!r} is not a folder")
+    if replicas < 1:
+        _fail(f"--replicas must be at least 1, got {replicas}")
+    if replicas > 1 or ray_address is not None:
+        _serve_on_ray(prompts, model, device, dtype, threads, host, port, settings, replicas, ray_address,
+                      replica_cpus)
+        return
     if host not in LOOPBACK and settings.api_token is None:
         typer.echo(f"warning: listening on {host} without --api-token: anyone who can reach it can use it", err=True)
     if threads:
@@ -84,6 +96,30 @@ def serve_command(
     for name, reason in registry.unavailable_list().items():
         typer.echo(f"warning: not serving {name!r}: {reason}", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
+
+
+def _serve_on_ray(prompts, model, device, dtype, threads, host, port, settings, replicas, ray_address,
+                  replica_cpus) -> None:
+    """`serve --replicas N` (or --ray-address): the same API on Ray Serve, until Ctrl-C."""
+    from softprompt.serving.ray_app import ModelSpec, build_app, serve_until_interrupted
+
+    if host not in LOOPBACK and settings.api_token is None:
+        typer.echo(f"warning: listening on {host} without --api-token: anyone who can reach it can use it", err=True)
+    if Path(model).exists():  # a local folder / .gguf: replicas do not share our working directory
+        model = str(Path(model).resolve())
+    try:
+        app = build_app(ModelSpec(model, device, dtype, threads), prompts, settings, replicas=replicas,
+                        replica_cpus=replica_cpus)
+    except SoftPromptError as err:
+        _fail(str(err))
+    where = f"the Ray cluster at {ray_address}" if ray_address else "a local Ray instance"
+    typer.echo(f"starting {replicas} Ray Serve replica(s) of {model!r} on {where}, prompts from {prompts}...",
+               err=True)
+
+    def ready() -> None:
+        typer.echo(f"serving on http://{host}:{port} with {replicas} replica(s) (Ctrl-C stops)", err=True)
+
+    serve_until_interrupted(app, host=host, port=port, address=ray_address, on_ready=ready)
 
 
 # --------------------------------------------------------------------------- client

@@ -266,7 +266,7 @@ class FsspecStore(PromptStore):
         try:
             import fsspec
         except ImportError as err:  # pragma: no cover - fsspec comes with the serving dependencies
-            raise ImportError("FsspecStore needs fsspec: pip install 'softprompt[ray]'") from err
+            raise ImportError("FsspecStore needs fsspec: pip install fsspec (or 'softprompt[serve-ray]')") from err
         self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = root.rstrip("/")
         self.location = url
