@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     r13 = rps[names[0]] / rps[names[3]]
     r14 = rps[names[0]] / rps[names[1]]
     agree = sum(a == b for a, b in zip(results[names[0]][0].predictions, results[names[3]][0].predictions))
+    text_tokens = [len(lm.encode(r.text).input_ids) for r in stream]
 
     lines = [
         "# Serving throughput: mixed-task batching (issue 4)",
@@ -418,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- command: `python benchmarks/serve_throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
         f"- model: {args.model} (float32), {args.tasks} tasks, random prompts of {args.prompt_length} soft tokens, "
         f"2 single-token label words per task",
-        f"- stream: {args.requests} classification requests (1 input each, 15-35 tokens), tasks uniformly random, "
+        f"- stream: {args.requests} classification requests (1 input each, {min(text_tokens)}-{max(text_tokens)} "
+        f"tokens, mean {statistics.mean(text_tokens):.1f}), tasks uniformly random, "
         f"{args.concurrency} closed-loop client threads"
         + (" (saturating: a full batch is always queued)" if args.concurrency >= 2 * args.max_batch_size else ""),
         f"- scheduler: in-process BatchScheduler (no HTTP), max batch {args.max_batch_size} rows, max wait "
@@ -440,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if r14 >= 0.9 else 'NOT met'})",
         f"- PEFT forward passes per run: {statistics.median(c[0] for c in peft_counts):.0f}, adapter switches: "
         f"{statistics.median(c[1] for c in peft_counts):.0f}; (1) and (3) predicted the same label for "
-        f"{agree}/{args.requests} requests (PEFT puts left padding between prompt and text, so scores differ slightly)",
+        f"{agree}/{args.requests} requests (PEFT's batches put left padding between prompt and text, softprompt's do not)",
         "",
         "Cost of one mixed forward pass per row, by batch size (same inputs, measured after the runs):",
         "",
@@ -488,25 +490,14 @@ NOTES = """
 
 (1), (2) and (4) run the same PromptedLM code; (3) runs the same weights through PEFT. All of
 them see the same arrival process (closed-loop clients feeding the same scheduler); only what
-a gathered batch turns into differs: one forward pass of up to 32 rows with per-row prompts
-(1, 4), one pass per task with whatever of that task is queued (2), or one `set_adapter` +
-forward per task present in the gathered batch (3). (1h) adds the HTTP layer (FastAPI +
-uvicorn on 127.0.0.1, JSON, same process as the clients).
+a gathered batch turns into differs: one forward pass of up to the max batch with per-row
+prompts (1, 4), one pass per task with whatever of that task is queued (2), or one
+`set_adapter` + forward per task present in the gathered batch (3). (1h) adds the HTTP layer
+(FastAPI + uvicorn on 127.0.0.1, JSON, same process as the clients).
 
-Mixed-task batching can only beat one-task-per-pass execution by as much as a row is cheaper
-in a big pass than in a small one (the per-row cost table). On a GPU a small pass costs about
-as much as a large one (it is bound by reading the weights and by kernel launches), so
-splitting a batch of 32 over 8 tasks costs ~8 passes instead of 1. On this 2-core CPU a
-prompt-tuned classification row (20 soft tokens + 15-35 text tokens) already keeps the cores
-busy with matrix multiplies on its own, so the cost of a pass grows almost linearly with its
-rows and the gain is bounded by the ratio in the per-row table. The same holds for (1)/(4):
-mixing tasks costs nothing measurable over a single-task stream (per-row prompts are one
-masked_scatter into the input embeddings).
-
-When other processes use the CPU, more torch threads than free cores make every op wait for
-a descheduled thread: small passes then slow down far more than large ones, which inflates
-(2) and (3) and flatters (1). The machine line records the load and a one-row probe with the
-configured threads vs 1 thread; compare them before trusting a ratio.
+Mixed-task batching can beat one-task-per-pass execution by at most as much as a row is
+cheaper in a big pass than in a small one: the per-row cost table above measures that ratio
+on this machine.
 """
 
 
