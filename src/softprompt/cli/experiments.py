@@ -301,5 +301,27 @@ def main() -> None:
         sys.exit(err.exit_code)
 
 
+
+@experiments_app.command("interpret")
+def interpret(
+    prompts: List[Path] = typer.Argument(..., help="Trained prompt files."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for interpretability.md / .json."),
+    figures: Path = typer.Option(Path("reports/figures"), "--figures", help="Folder for the figures."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """What trained prompts learned: nearest tokens per row, label words kept, row similarity (figures)."""
+    from softprompt.experiments.interpretability import analyse_prompt, write_report
+
+    lm = _load(model, device)
+    analyses = [analyse_prompt(lm, p) for p in prompts]
+    path = write_report(analyses, out, figures, _command())
+    for a in analyses:
+        kept = f"{a.label_rows_keeping_a_label}/{a.label_rows}" if a.label_rows else "-"
+        console.print(f"{a.task} ({a.init}): label rows keeping a label word {kept}; "
+                      f"rows with a label word {a.rows_with_a_label}/{a.length}")
+    console.print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()
