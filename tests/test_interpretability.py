@@ -2,7 +2,6 @@
 prompt keeps its label words and equals its rebuilt initial value; a moved prompt does not."""
 import json
 
-import torch
 from tiny import tiny_llama
 
 from softprompt.core.config import PromptConfig
