@@ -1,21 +1,85 @@
-"""Write the README's main-job figures from the committed record of that run.
+"""Write the README's figures from the committed records they come from.
 
-    python scripts/readme_figures.py            # rewrites the block between the markers in README.md
-    python scripts/readme_figures.py --check    # exit 1 if README.md is not what the record gives
+    python scripts/readme_figures.py            # rewrites the generated blocks in README.md
+    python scripts/readme_figures.py --check    # exit 1 if README.md is not what the records give
 
-The record is `reports/main_job/` (the run folder's result.json and metrics.jsonl, copied
-there after running the README's main-job command); nothing here is typed by hand.
+Blocks: the main job (from `reports/main_job/`, the run folder's result.json and metrics.jsonl,
+copied there after running the README's main-job command) and the benchmarks (from the tables
+the benchmark scripts write under `benchmarks/`). Nothing here is typed by hand.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "reports" / "main_job"
 START, END = "<!-- main-job:start -->", "<!-- main-job:end -->"
+BENCH_START, BENCH_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+BENCH = ROOT / "benchmarks"
+
+
+def md_table(path: Path, first_column: str) -> list[dict[str, str]]:
+    """The rows of the markdown table in `path` whose header starts with `first_column`."""
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_column:
+            rows = []
+            for body in lines[i + 2:]:
+                if not body.startswith("|"):
+                    break
+                rows.append(dict(zip(cells, (c.strip().strip("*") for c in body.strip().strip("|").split("|")))))
+            return rows
+    raise SystemExit(f"{path}: no table with a {first_column!r} column")
+
+
+def _bold_after(path: Path, label: str) -> str:
+    """The bold figure that follows `label` in a generated markdown file."""
+    match = re.search(re.escape(label) + r"[^*]*\*\*([^*]+)\*\*", path.read_text())
+    if match is None:
+        raise SystemExit(f"{path}: no bold figure after {label!r}")
+    return match.group(1)
+
+
+def _generated_on(path: Path) -> str:
+    match = re.search(r"(?:Generated on|Run|date:) ?(\d{4}-\d{2}-\d{2})", path.read_text())
+    return match.group(1) if match else "?"
+
+
+def benchmarks_text() -> str:
+    lines = []
+    steps = md_table(BENCH / "train_step.md", "model")
+    by = {(r["model"], r["method"]): r for r in steps}
+    parts = []
+    for model in dict.fromkeys(r["model"] for r in steps):
+        sp, ck = by.get((model, "softprompt")), by.get((model, "softprompt-ckpt2"))
+        if sp is None:
+            continue
+        forward = f", {sp['step / forward']} forwards of the same batch" if sp.get("step / forward") else ""
+        ckpt = f" ({ck['vs full FT']} with `--activation-checkpointing 2`)" if ck else ""
+        parts.append(f"{model}: {sp['s / step']} s per step, {sp['vs PEFT (speed-up)']} PEFT's speed{forward}; "
+                     f"peak memory {sp['vs full FT']} of full fine-tuning's{ckpt}")
+    lines.append(f"- **Training step** (`benchmarks/train_step.md`, {_generated_on(BENCH / 'train_step.md')}): "
+                 + "; ".join(parts) + ".")
+    evals = md_table(BENCH / "eval_throughput.md", "task")
+    if evals and "shared vs peft" in evals[0]:
+        parts = [f"{r['task']} {r['shared vs peft']} PEFT's examples/s (one row per option: {r['per-row vs peft']}; "
+                 f"same prediction {r['same prediction as peft']})" for r in evals]
+        lines.append(f"- **Evaluation** (`benchmarks/eval_throughput.md`, "
+                     f"{_generated_on(BENCH / 'eval_throughput.md')}), rank classification on the whole dev set: "
+                     + "; ".join(parts) + ".")
+    serve = BENCH / "serve_throughput.md"
+    lines.append(f"- **Serving** (`benchmarks/serve_throughput.md`, {_generated_on(serve)}): mixed-task batching "
+                 f"{_bold_after(serve, '(1)/(3) throughput ratio')} the throughput of PEFT switching adapters, "
+                 f"{_bold_after(serve, '(1)/(4) throughput ratio').rstrip('x')}x that of a single-task stream.")
+    replicas = BENCH / "serve_replicas.md"
+    lines.append(f"- **Ray Serve replicas** (`benchmarks/serve_replicas.md`, {_generated_on(replicas)}): 2 replicas "
+                 f"{_bold_after(replicas, '2 replicas / 1 replica')} the throughput of 1 on this 2-core machine.")
+    return "\n".join(lines)
 
 
 def _minutes(seconds: float) -> str:
@@ -48,12 +112,12 @@ def main_job_text(record: Path = RECORD) -> str:
     )
 
 
-def render(readme: str, text: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {START} ... {END} block")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{text}\n{END}{tail}"
+def render(readme: str, text: str, start: str = START, end: str = END) -> str:
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md has no {start} ... {end} block")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{text}\n{end}{tail}"
 
 
 def main() -> None:
@@ -63,6 +127,7 @@ def main() -> None:
     path = ROOT / "README.md"
     readme = path.read_text()
     new = render(readme, main_job_text())
+    new = render(new, benchmarks_text(), BENCH_START, BENCH_END)
     if args.check:
         sys.exit(0 if new == readme else 1)
     path.write_text(new)
