@@ -59,12 +59,16 @@ def test_eval_predict_inspect(trained, model_dir, data_dir, monkeypatch, capsys,
     prompt = trained / "prompt.safetensors"
     code, out, _ = run(monkeypatch, capsys, "eval", prompt, "--model", model_dir, "--data-dir", data_dir,
                        "--max-examples", "8", "--json", tmp_path / "r.json")
-    assert code == 0 and "accuracy" in out
+    assert code == 0
+    assert "accuracy" in out
     assert json.loads((tmp_path / "r.json").read_text())["examples"] == 8
     code, out, _ = run(monkeypatch, capsys, "predict", prompt, "a great movie", "bad plot", "--model", model_dir, "--json")
-    assert code == 0 and out.count('"label"') == 2
+    assert code == 0
+    assert out.count('"label"') == 2
     code, out, _ = run(monkeypatch, capsys, "inspect", prompt, "--model", model_dir, "--k", "2")
-    assert code == 0 and "embedding_fingerprint" in out and "nearest tokens" in out
+    assert code == 0
+    assert "embedding_fingerprint" in out
+    assert "nearest tokens" in out
 
 
 def test_export_import_round_trip(trained, monkeypatch, capsys, tmp_path):
@@ -100,7 +104,8 @@ def test_bad_arguments_give_one_line_errors(args, needle, monkeypatch, capsys, d
         args = args + ["--data-dir", str(data_dir)]
     code, out, err = run(monkeypatch, capsys, *args)
     assert code == 2
-    assert needle in err and "Traceback" not in err
+    assert needle in err
+    assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -108,14 +113,18 @@ def test_existing_run_is_not_overwritten_by_accident(trained, model_dir, data_di
     before = (trained / "checkpoint.pt").read_bytes()
     code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir,
                        "--out", trained, "--steps", "1")
-    assert code == 2 and "--resume" in err and "--overwrite" in err
+    assert code == 2
+    assert "--resume" in err
+    assert "--overwrite" in err
     assert (trained / "checkpoint.pt").read_bytes() == before
 
 
 def test_unknown_model_is_one_line_error(monkeypatch, capsys, data_dir, tmp_path):
     code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--out", tmp_path, "--data-dir", data_dir,
                        "--model", str(tmp_path / "no-model-here.gguf"))
-    assert code == 2 and "no-model-here.gguf" in err and "Traceback" not in err
+    assert code == 2
+    assert "no-model-here.gguf" in err
+    assert "Traceback" not in err
 
 
 def test_malformed_data_row_names_file_and_line(monkeypatch, capsys, tmp_path, model_dir):
@@ -124,10 +133,13 @@ def test_malformed_data_row_names_file_and_line(monkeypatch, capsys, tmp_path, m
     (folder / "train.tsv").write_text("sentence\tlabel\ngood movie\t1\nbad movie\t7\n")
     code, _, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--out", tmp_path / "run", "--data-dir", tmp_path,
                        "--model", model_dir)
-    assert code == 2 and "train.tsv:3" in err and "label" in err
+    assert code == 2
+    assert "train.tsv:3" in err
+    assert "label" in err
 
 
 def test_every_command_has_help(monkeypatch, capsys):
     for command in ["train", "eval", "predict", "inspect", "export", "import", "tasks"]:
         code, out, _ = run(monkeypatch, capsys, command, "--help")
-        assert code == 0 and "Usage" in out
+        assert code == 0
+        assert "Usage" in out

@@ -98,10 +98,13 @@ def test_evaluate_ensemble_reports_average_best_and_ensemble():
         assert res.prompt_predictions[k] == alone.predictions
     accs = [m["accuracy"] for m in res.per_prompt]
     assert math.isclose(res.average["accuracy"], sum(accs) / 3)
-    assert res.best["accuracy"] == max(accs) and res.best_index == accs.index(max(accs))
+    assert res.best["accuracy"] == max(accs)
+    assert res.best_index == accs.index(max(accs))
     assert res.ensemble == task.compute_metrics(res.predictions, examples)
     d = res.to_dict()
-    assert d["examples"] == len(examples) == 12 and len(d["per_prompt"]) == 3 and d["combine"] == "vote"
+    assert d["examples"] == len(examples) == 12
+    assert len(d["per_prompt"]) == 3
+    assert d["combine"] == "vote"
 
 
 def test_identical_prompts_ensemble_equals_the_single_prompt():
@@ -120,7 +123,8 @@ def test_ensemble_from_prompt_files(tmp_path):
         paths.append(str(save_prompt(tmp_path / f"p{k}.safetensors", p, metadata_for(lm, p, task="toy"))))
     task.load = lambda split, _load=task.load: _load(split)  # any split name
     res = evaluate_ensemble_files(lm, task, paths, max_examples=6, batch_size=4)
-    assert len(res.predictions) == 6 and res.names == paths
+    assert len(res.predictions) == 6
+    assert res.names == paths
 
 
 def test_generation_examples_are_refused():

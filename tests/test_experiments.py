@@ -45,15 +45,18 @@ def test_model_tuning_learns_on_a_copy_and_leaves_the_shared_model_alone(make, t
     res = tune_model(lm, task, task.load("train"), task.load("dev"), config, run_dir=tmp_path, keep_model=True)
     for k, v in lm.model.state_dict().items():
         assert torch.equal(v, before[k]), f"shared weight {k} changed"
-    assert not lm.model.training and all(not p.requires_grad for p in lm.model.parameters())
+    assert not lm.model.training
+    assert all(not p.requires_grad for p in lm.model.parameters())
     tuned = res.model
     assert any(not torch.equal(v, before[k]) for k, v in tuned.model.state_dict().items())
-    assert not tuned.model.training and all(not p.requires_grad for p in tuned.model.parameters())
+    assert not tuned.model.training
+    assert all(not p.requires_grad for p in tuned.model.parameters())
     assert res.losses[-1][1] < res.losses[0][1]
     assert res.final_metrics == evaluate(tuned, task, task.load("dev"), None).metrics
-    assert res.best_metrics["accuracy"] >= res.final_metrics["accuracy"] and res.best_step in (0, 10, 20, 25)
-    assert res.initial_metrics is not None and res.trainable_parameters == sum(
-        p.numel() for p in {id(p): p for p in lm.model.parameters()}.values())
+    assert res.best_metrics["accuracy"] >= res.final_metrics["accuracy"]
+    assert res.best_step in (0, 10, 20, 25)
+    assert res.initial_metrics is not None
+    assert res.trainable_parameters == sum( p.numel() for p in {id(p): p for p in lm.model.parameters()}.values())
     log = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["event"] == "eval"] == [0, 10, 20, 25]
     assert json.loads((tmp_path / "result.json").read_text())["steps"] == 25
@@ -119,7 +122,8 @@ def test_every_template_parses_every_dev_example_of_the_real_data(data_dir):
             if all(template.fields(_replace(ex, fields={})).values()):
                 assert template.fill(_replace(ex, fields={})) == template.fill(ex), name
             text = template.fill(ex)
-            assert " sentence1:" not in text and not text.startswith(name + " ")
+            assert " sentence1:" not in text
+            assert not text.startswith(name + " ")
             assert len(template.options(ex)) == len(ex.options)
             assert len(set(template.options(ex))) == len(ex.options), f"{name}: answer words collide"
         assert examples, name
@@ -128,10 +132,14 @@ def test_every_template_parses_every_dev_example_of_the_real_data(data_dir):
 def test_templates_render_natural_language(data_dir):
     wsc = get_task("wsc", data_dir).load("dev")[0]
     fields = pd.TEMPLATES["wsc"].fields(wsc)
-    assert fields["noun"] and fields["pronoun"] and "*" not in fields["text"] and "#" not in fields["text"]
+    assert fields["noun"]
+    assert fields["pronoun"]
+    assert "*" not in fields["text"]
+    assert "#" not in fields["text"]
     cb = get_task("cb", data_dir).load("dev")[0]
     text = pd.design_input(pd.TEMPLATES["cb"], cb)
-    assert text.startswith(pd.TEMPLATES["cb"].instruction) and text.endswith("True, False, or Neither?\nAnswer:")
+    assert text.startswith(pd.TEMPLATES["cb"].instruction)
+    assert text.endswith("True, False, or Neither?\nAnswer:")
     boolq = pd.TEMPLATES["boolq"].fields(get_task("boolq", data_dir).load("dev")[0])
     assert boolq["question"].endswith("?")
     copa = get_task("copa", data_dir).load("dev")[0]
@@ -144,10 +152,12 @@ def test_k_shot_places_answered_demonstrations_before_the_input(data_dir):
     task = get_task("rte", data_dir, format="t5")
     train, dev = task.load("train"), task.load("dev")
     demos = pd.sample_demonstrations(train, 2, seed=3)
-    assert demos == pd.sample_demonstrations(train, 2, seed=3) and demos != pd.sample_demonstrations(train, 2, seed=4)
+    assert demos == pd.sample_demonstrations(train, 2, seed=3)
+    assert demos != pd.sample_demonstrations(train, 2, seed=4)
     text = pd.design_input(pd.TEMPLATES["rte"], dev[0], demos)
     parts = text.split("\n\n")
-    assert len(parts) == 4 and parts[1].endswith(pd.TEMPLATES["rte"].answer(demos[0]))
+    assert len(parts) == 4
+    assert parts[1].endswith(pd.TEMPLATES["rte"].answer(demos[0]))
     assert parts[3] == pd.TEMPLATES["rte"].fill(dev[0])
     with pytest.raises(SoftPromptError, match="labelled"):
         pd.sample_demonstrations(train[:3], 5)
@@ -173,7 +183,8 @@ def test_prompt_design_scores_verbalized_options_and_maps_back(data_dir):
         direct = lm.score_options([e.input for e in designed], [e.options for e in designed])
         torch.testing.assert_close(torch.tensor(res.scores), torch.tensor(direct), atol=1e-5, rtol=1e-5)
         assert res.metrics == task.compute_metrics(res.predictions, dev)
-        assert res.extra["shots"] == shots and len(res.extra["demonstrations"]) == shots
+        assert res.extra["shots"] == shots
+        assert len(res.extra["demonstrations"]) == shots
     with pytest.raises(SoftPromptError, match="no hand-written prompt"):
         pd.evaluate_prompt_design(lm, ToyTask(), ToyTask().load("dev"))
     with pytest.raises(SoftPromptError, match="needs training examples"):
@@ -202,11 +213,15 @@ def test_transfer_qqp_prompt_on_mrpc_uses_the_source_prefix(tmp_path, data_dir):
     lm = tiny_llama()
     mrpc = get_task("mrpc", data_dir)
     path = _prompt_file(lm, tmp_path / "qqp.safetensors", "qqp", mrpc.label_words)
-    assert ("qqp", "mrpc") in TRANSFER_PAIRS and ("squad", "bioasq") in TRANSFER_PAIRS
+    assert ("qqp", "mrpc") in TRANSFER_PAIRS
+    assert ("squad", "bioasq") in TRANSFER_PAIRS
     t5_mrpc = get_task("mrpc", data_dir, format="t5")
     path = _prompt_file(lm, tmp_path / "qqp.safetensors", "qqp", t5_mrpc.label_words)
     res = evaluate_transfer(lm, path, t5_mrpc, data_dir, max_examples=5, batch_size=5)
-    assert res.source == "qqp" and res.target == "mrpc" and res.prefix == "qqp" and res.examples == 5
+    assert res.source == "qqp"
+    assert res.target == "mrpc"
+    assert res.prefix == "qqp"
+    assert res.examples == 5
     task = get_task("mrpc", data_dir, format="t5")
     task.prefix = "qqp"
     examples = task.load("dev")[:5]
@@ -224,7 +239,9 @@ def test_transfer_refuses_other_label_words_and_runs_generation(tmp_path, data_d
         evaluate_transfer(lm, sst, "mrpc", data_dir)
     squad = _prompt_file(lm, tmp_path / "squad.safetensors", "squad", None)
     res = evaluate_transfer(lm, squad, "bioasq", data_dir, max_examples=2, max_new_tokens=2)
-    assert res.target == "bioasq" and set(res.metrics) == {"em", "f1"} and res.prefix is None
+    assert res.target == "bioasq"
+    assert set(res.metrics) == {"em", "f1"}
+    assert res.prefix is None
 
 
 # ---------------------------------------------------------------- report
@@ -265,14 +282,21 @@ def test_report_run_and_build_on_a_tiny_model(tmp_path, data_dir):
     assert set(rec) == {"majority", "design", "prompt-seed0", "prompt-seed1", "ensemble", "model"}
     dev = task.load("dev")[:4]
     assert rec["majority"]["metrics"] == task.compute_metrics([rec["majority"]["label"]] * 4, dev)
-    assert rec["prompt-seed1"]["steps"] == 2 and rec["ensemble"]["seeds"] == [0, 1]
-    assert rec["model"]["dev_examples"] == 4 and rec["model"]["steps"] == 2
+    assert rec["prompt-seed1"]["steps"] == 2
+    assert rec["ensemble"]["seeds"] == [0, 1]
+    assert rec["model"]["dev_examples"] == 4
+    assert rec["model"]["steps"] == 2
     assert data["meta"]["settings"]["prompt_length"] == 2
     check = {"config": {"learning_rate": 2e-5, "optimizer": "adamw", "max_steps": 3, "batch_size": 2},
              "dev_examples": 4, "final_metrics": {"accuracy": 75.0}, "train_seconds": 1.0, "command": "lr cmd"}
     md = build_report(data, lr_checks=[check], notes="NOTES HERE")
-    assert "| cb | 4 of 56 |" in md and "cmd 1" in md and "cmd 2" in md and "not comparable" in md.lower()
-    assert "| 2e-05 | adamw | 3 (2) | 4 | 75.0 |" in md and "lr cmd" in md and "NOTES HERE" in md
+    assert "| cb | 4 of 56 |" in md
+    assert "cmd 1" in md
+    assert "cmd 2" in md
+    assert "not comparable" in md.lower()
+    assert "| 2e-05 | adamw | 3 (2) | 4 | 75.0 |" in md
+    assert "lr cmd" in md
+    assert "NOTES HERE" in md
     assert "| cb | Read the passage" in md  # the task's hand-written prompt is documented
     with pytest.raises(SoftPromptError, match="run method 'prompt' first"):
         run_task(lm, task, settings, ["ensemble"], tmp_path / "other.json", tmp_path / "runs", log=lambda m: None)
@@ -297,7 +321,8 @@ def test_cli_prompt_design_templates_and_model_tune(cli, tmp_path, data_dir):
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["examples"] == 3
     r = runner.invoke(app, ["templates"])
-    assert r.exit_code == 0 and "| wic |" in r.output
+    assert r.exit_code == 0
+    assert "| wic |" in r.output
     out = tmp_path / "m.json"
     r = runner.invoke(app, ["model-tune", "--task", "copa", "--steps", "2", "--batch-size", "2", "--max-eval", "3",
                             "--data-dir", str(data_dir), "--json", str(out)])
@@ -314,7 +339,9 @@ def test_cli_ensemble_and_transfer(cli, tmp_path, data_dir):
     r = runner.invoke(app, ["ensemble", *paths, "--max-examples", "4", "--data-dir", str(data_dir), "--json", str(out)])
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
-    assert data["task"] == "qqp" and len(data["per_prompt"]) == 3 and "ensemble" in r.output
+    assert data["task"] == "qqp"
+    assert len(data["per_prompt"]) == 3
+    assert "ensemble" in r.output
     r = runner.invoke(app, ["transfer", paths[0], "--target", "mrpc", "--max-examples", "3", "--data-dir", str(data_dir)])
     assert r.exit_code == 0, r.output
     assert "qqp -> mrpc" in r.output
@@ -325,7 +352,8 @@ def test_cli_report_build(tmp_path):
 
     r = CliRunner().invoke(experiments_app, ["report-build", "--results", str(tmp_path / "none.json"),
                                              "--out", str(tmp_path / "r.md")])
-    assert r.exit_code != 0 and isinstance(r.exception, SoftPromptError)
+    assert r.exit_code != 0
+    assert isinstance(r.exception, SoftPromptError)
 
 
 # ---------------------------------------------------------------- the real model
@@ -350,7 +378,8 @@ def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp
                              max_input_tokens=128, eval_batch_size=8)
         result = Trainer(smollm2, prompt, task, train, dev, config, tmp_path / name, show_progress=False,
                          eval_at_start=False).train()
-        assert result.steps == 2 and task.primary_metric in result.best_metrics
+        assert result.steps == 2
+        assert task.primary_metric in result.best_metrics
         design = pd.evaluate_prompt_design(smollm2, task, dev, batch_size=8)
         assert design.metrics == task.compute_metrics(design.predictions, dev)
         assert all(p in dev[i].options for i, p in enumerate(design.predictions))
@@ -359,7 +388,8 @@ def test_real_model_runs_cb_rte_copa_mrpc_for_a_few_steps(smollm2, data_dir, tmp
                      ModelTuningConfig(batch_size=2, max_steps=2, max_input_tokens=128, eval_batch_size=8))
     assert res.final_metrics is not None
     assert torch.equal(smollm2.model.model.layers[0].mlp.up_proj.weight, weight)
-    assert all(not p.requires_grad for p in smollm2.model.parameters()) and not smollm2.model.training
+    assert all(not p.requires_grad for p in smollm2.model.parameters())
+    assert not smollm2.model.training
     assert time.perf_counter() - start < 300
 
 

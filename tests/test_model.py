@@ -21,7 +21,8 @@ def test_weights_frozen_and_only_prompt_gets_gradients(lm):
     prompt = torch.nn.Parameter(torch.randn(4, lm.hidden_size))
     loss = lm.loss(lm.build_batch(_rows(lm), prompt))
     loss.backward()
-    assert prompt.grad is not None and prompt.grad.abs().sum() > 0
+    assert prompt.grad is not None
+    assert prompt.grad.abs().sum() > 0
     assert all(not p.requires_grad and p.grad is None for p in lm.model.parameters())
 
 

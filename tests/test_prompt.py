@@ -14,8 +14,10 @@ def test_random_uniform_literal_range():
     lm = tiny_llama()
     p = initial_prompt(lm, PromptConfig(length=50, init="random-uniform", init_range=0.5))
     assert p.shape == (50, lm.hidden_size)
-    assert p.min() >= -0.5 and p.max() <= 0.5
-    assert p.min() < -0.45 and p.max() > 0.45  # actually spans the range
+    assert p.min() >= -0.5
+    assert p.max() <= 0.5
+    assert p.min() < -0.45
+    assert p.max() > 0.45  # actually spans the range
 
 
 def test_random_uniform_auto_range_matches_vocab_spread():
@@ -98,4 +100,6 @@ def test_prompt_config_validation_names_the_field(kwargs, field):
 
 def test_soft_prompt_is_float32_parameter():
     sp = SoftPrompt(torch.randn(3, 8, dtype=torch.bfloat16))
-    assert sp.weight.dtype == torch.float32 and sp.weight.requires_grad and sp.length == 3
+    assert sp.weight.dtype == torch.float32
+    assert sp.weight.requires_grad
+    assert sp.length == 3

@@ -30,8 +30,10 @@ def test_round_trip_keeps_tensor_and_metadata(tmp_path):
     assert torch.equal(saved.tensor, w)
     m = saved.metadata
     assert (m.model_id, m.hidden_size, m.prompt_length, m.task) == ("tiny-llama", lm.hidden_size, 4, "sst2")
-    assert m.label_words == ["negative", "positive"] and m.best_dev_metric["value"] == 91.0
-    assert m.embedding_fingerprint == lm.fingerprint() and m.format_version == "1"
+    assert m.label_words == ["negative", "positive"]
+    assert m.best_dev_metric["value"] == 91.0
+    assert m.embedding_fingerprint == lm.fingerprint()
+    assert m.format_version == "1"
 
 
 def test_loading_onto_another_model_names_both(tmp_path):

@@ -62,13 +62,16 @@ def test_client_commands(live):
     r = cli(url, "classify", "sst2", "the movie was great", "a dull plot")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert len(out["results"]) == 2 and out["results"][0]["label"] in ("positive", "negative")
+    assert len(out["results"]) == 2
+    assert out["results"][0]["label"] in ("positive", "negative")
     r = cli(url, "classify", "sst2", "fun", "--label", "good", "--label", "bad")
     assert json.loads(r.output)["labels"] == ["good", "bad"]
     r = cli(url, "generate", "boolq", "is it good ?", "--max-new-tokens", "3")
-    assert r.exit_code == 0 and len(json.loads(r.output)["results"]) == 1
+    assert r.exit_code == 0
+    assert len(json.loads(r.output)["results"]) == 1
     r = cli(url, "score", "boolq", "is it good ?", "yes", "no")
-    assert r.exit_code == 0 and [x["target"] for x in json.loads(r.output)["results"]] == ["yes", "no"]
+    assert r.exit_code == 0
+    assert [x["target"] for x in json.loads(r.output)["results"]] == ["yes", "no"]
     r = cli(url, "upload", "extra", str(spare))
     assert failed(r, "401")  # no admin token
     r = cli(url, "upload", "extra", str(spare), admin="adm")
@@ -76,7 +79,8 @@ def test_client_commands(live):
     assert "extra" in [p["name"] for p in json.loads(cli(url, "prompts").output)["prompts"]]
     assert json.loads(cli(url, "show", "extra").output)["label_words"] == ["true", "false"]
     r = cli(url, "delete", "extra", admin="adm")
-    assert r.exit_code == 0 and json.loads(r.output) == {"deleted": "extra"}
+    assert r.exit_code == 0
+    assert json.loads(r.output) == {"deleted": "extra"}
     assert failed(cli(url, "show", "extra"), "404")
 
 
@@ -91,7 +95,8 @@ def test_example_client_script(live, capsys):
     spec.loader.exec_module(module)
     assert module.main(["--url", url, "--prompt", "sst2", "the film was fun"]) == 0
     out = capsys.readouterr().out
-    assert "[sst2]" in out and "log-likelihoods" in out
+    assert "[sst2]" in out
+    assert "log-likelihoods" in out
     assert module.main(["--url", url, "--admin-token", "adm", "--upload", str(spare), "--prompt", "extra"]) == 0
     assert "uploaded 'extra'" in capsys.readouterr().out
 
@@ -112,10 +117,13 @@ def test_serve_command_wiring(lm, tmp_path, monkeypatch):
                                  "--max-batch-size", "7", "--batching", "per-task", "--max-inputs-per-request", "5"],
                            env={"SOFTPROMPT_ADMIN_TOKEN": "from-env", "SOFTPROMPT_API_TOKEN": ""})
     assert r.exit_code == 0, r.output
-    assert calls["model"] == ("tiny", "cpu", "auto") and calls["host"] == "127.0.0.1" and calls["port"] == 8123
+    assert calls["model"] == ("tiny", "cpu", "auto")
+    assert calls["host"] == "127.0.0.1"
+    assert calls["port"] == 8123
     settings = calls["app"].state.settings
     assert (settings.max_batch_size, settings.batching, settings.admin_token, settings.api_token,
             settings.max_inputs_per_request) == (7, "per-task", "from-env", None, 5)
-    assert len(calls["app"].state.registry) == 1 and "serving 1 prompt(s)" in r.output
+    assert len(calls["app"].state.registry) == 1
+    assert "serving 1 prompt(s)" in r.output
     r = CliRunner().invoke(app, ["serve", "--prompts", str(tmp_path), "--batching", "sometimes"])
     assert failed(r, "batching")

@@ -51,7 +51,8 @@ def test_classify_defaults_to_label_words_and_matches_direct_scoring(client, lm,
     r = client.post("/v1/classify", json={"prompt": "cb", "inputs": TEXTS[:3]})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["prompt"] == "cb" and body["labels"] == LABELS["cb"]
+    assert body["prompt"] == "cb"
+    assert body["labels"] == LABELS["cb"]
     assert len(body["results"]) == 3
     for text, result in zip(TEXTS[:3], body["results"]):
         expected = alone_scores(lm, prompts_dir, "cb", text, LABELS["cb"])
@@ -99,9 +100,13 @@ def test_list_and_show_prompts_without_weights(client, lm):
     r = client.get("/v1/prompts/cb")
     assert r.status_code == 200
     info = r.json()
-    assert info["label_words"] == LABELS["cb"] and info["prompt_length"] == 5 and info["hidden_size"] == 32
-    assert info["embedding_fingerprint"] == lm.fingerprint() and len(info["sha256"]) == 64
-    assert "tensor" not in json.dumps(info) and "weight" not in info
+    assert info["label_words"] == LABELS["cb"]
+    assert info["prompt_length"] == 5
+    assert info["hidden_size"] == 32
+    assert info["embedding_fingerprint"] == lm.fingerprint()
+    assert len(info["sha256"]) == 64
+    assert "tensor" not in json.dumps(info)
+    assert "weight" not in info
     assert client.get("/v1/prompts/nope").status_code == 404
 
 
@@ -109,14 +114,17 @@ def test_upload_replace_and_delete(client, lm, tmp_path, prompts_dir):
     data = prompt_bytes(lm, tmp_path)
     r = client.put("/v1/prompts/fresh", content=data, headers=ADMIN)
     assert r.status_code == 201, r.text
-    assert r.json()["name"] == "fresh" and r.json()["label_words"] == ["yes", "no"]
+    assert r.json()["name"] == "fresh"
+    assert r.json()["label_words"] == ["yes", "no"]
     assert (prompts_dir / "fresh.safetensors").read_bytes() == data
     r = client.post("/v1/classify", json={"prompt": "fresh", "inputs": ["is it good ?"]})
-    assert r.status_code == 200 and r.json()["labels"] == ["yes", "no"]
+    assert r.status_code == 200
+    assert r.json()["labels"] == ["yes", "no"]
     # replace: 200, and the new weights are used
     data2 = prompt_bytes(lm, tmp_path, length=5, seed=99, labels=("true", "false"))
     r = client.put("/v1/prompts/fresh", content=data2, headers=ADMIN)
-    assert r.status_code == 200 and r.json()["prompt_length"] == 5
+    assert r.status_code == 200
+    assert r.json()["prompt_length"] == 5
     assert client.post("/v1/classify", json={"prompt": "fresh", "inputs": ["x"]}).json()["labels"] == ["true", "false"]
     # delete
     assert client.delete("/v1/prompts/fresh", headers=ADMIN).status_code == 204
@@ -129,7 +137,9 @@ def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok" and body["prompts"] == 4 and body["batching"] == "mixed"
+    assert body["status"] == "ok"
+    assert body["prompts"] == 4
+    assert body["batching"] == "mixed"
 
 
 # =========================================================================== errors
@@ -165,7 +175,8 @@ def test_malformed_json_and_other_422(client, lm, tmp_path):
     data = prompt_bytes(lm, tmp_path, labels=())
     assert client.put("/v1/prompts/nolabels", content=data, headers=ADMIN).status_code == 201
     r = client.post("/v1/classify", json={"prompt": "nolabels", "inputs": ["a"]})
-    assert r.status_code == 422 and "label" in r.json()["detail"]
+    assert r.status_code == 422
+    assert "label" in r.json()["detail"]
     assert client.post("/v1/classify", json={"prompt": "nolabels", "inputs": ["a"], "labels": ["yes", "no"]}).status_code == 200
 
 
@@ -182,14 +193,16 @@ def test_size_limits_413(lm, prompts_dir):
         assert c.post("/v1/score", json={"prompt": "sst2", "input": "a" * 51, "targets": ["b"]}).status_code == 413
         assert c.post("/v1/score", json={"prompt": "sst2", "input": "a", "targets": list("abcd")}).status_code == 413
         r = c.post("/v1/classify", json={"prompt": "sst2", "inputs": ["a" * 40] * 60})
-        assert r.status_code == 413 and "limit" in r.json()["detail"]  # whole body over max_request_bytes
+        assert r.status_code == 413
+        assert "limit" in r.json()["detail"]  # whole body over max_request_bytes
 
 
 def test_upload_errors(client, lm, tmp_path, prompts_dir):
     good = prompt_bytes(lm, tmp_path)
     # tokens: missing 401, wrong 403, admin-only (no admin token configured) 403
     r = client.put("/v1/prompts/x", content=good)
-    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
     assert client.put("/v1/prompts/x", content=good, headers={"Authorization": "Bearer nope"}).status_code == 403
     assert client.delete("/v1/prompts/sst2").status_code == 401
     assert client.delete("/v1/prompts/sst2", headers={"Authorization": "Bearer nope"}).status_code == 403
@@ -210,7 +223,8 @@ def test_upload_errors(client, lm, tmp_path, prompts_dir):
     nan = torch.zeros(3, 32)
     nan[1, 2] = float("nan")
     r = client.put("/v1/prompts/x", content=raw(nan), headers=ADMIN)
-    assert r.status_code == 422 and "finite" in r.json()["detail"]
+    assert r.status_code == 422
+    assert "finite" in r.json()["detail"]
     assert client.put("/v1/prompts/x", content=raw(torch.zeros(3, 32, dtype=torch.int32)), headers=ADMIN).status_code == 422
     assert client.put("/v1/prompts/x", content=raw(torch.zeros(3, 32), key="other"), headers=ADMIN).status_code == 422
     assert client.put("/v1/prompts/x", content=raw(torch.zeros(3, 32), metadata={"format": "pt"}), headers=ADMIN).status_code == 422
@@ -243,7 +257,8 @@ def test_upload_size_limit_413(lm, prompts_dir, tmp_path):
 def test_uploads_disabled_without_admin_token(lm, prompts_dir, tmp_path):
     with make_client(lm, prompts_dir, admin_token=None) as c:
         r = c.put("/v1/prompts/x", content=prompt_bytes(lm, tmp_path), headers=ADMIN)
-        assert r.status_code == 403 and "--admin-token" in r.json()["detail"]
+        assert r.status_code == 403
+        assert "--admin-token" in r.json()["detail"]
         assert c.delete("/v1/prompts/sst2", headers=ADMIN).status_code == 403
         assert c.post("/v1/classify", json={"prompt": "sst2", "inputs": ["a"]}).status_code == 200  # open
 
@@ -252,7 +267,8 @@ def test_api_token(lm, prompts_dir):
     with make_client(lm, prompts_dir, api_token="api-secret") as c:
         body = {"prompt": "sst2", "inputs": ["a"]}
         r = c.post("/v1/classify", json=body)
-        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
         assert c.post("/v1/classify", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 403
         assert c.post("/v1/classify", json=body, headers={"Authorization": "Basic api-secret"}).status_code == 401
         assert c.post("/v1/classify", json=body, headers={"Authorization": "Bearer api-secret"}).status_code == 200
@@ -262,7 +278,8 @@ def test_api_token(lm, prompts_dir):
         # the API token does not allow uploads
         assert c.delete("/v1/prompts/sst2", headers={"Authorization": "Bearer api-secret"}).status_code == 403
         # health and metrics stay open
-        assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/metrics").status_code == 200
 
 
 def test_batch_exception_fails_only_that_request_and_server_survives(client, lm):
@@ -286,7 +303,8 @@ def test_batch_exception_fails_only_that_request_and_server_survives(client, lm)
         t.start()
     for t in threads:
         t.join()
-    assert results[1].status_code == 500 and "kaboom" in results[1].json()["detail"]
+    assert results[1].status_code == 500
+    assert "kaboom" in results[1].json()["detail"]
     assert all(results[k].status_code == 200 for k in (0, 2, 3))
     scheduler.max_wait = 0.002
     assert client.post("/v1/classify", json={"prompt": "sst2", "inputs": ["ok"]}).status_code == 200
@@ -346,7 +364,8 @@ def test_metrics_endpoint(client):
     assert client.post("/v1/classify", json={"prompt": "nope", "inputs": ["a"]}).status_code == 404
     client.get("/v1/prompts/sst2")
     r = client.get("/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
     assert 'softprompt_requests_total{endpoint="/v1/classify",method="POST",status="200"} 3' in text
     assert 'softprompt_requests_total{endpoint="/v1/classify",method="POST",status="404"} 1' in text
@@ -355,7 +374,8 @@ def test_metrics_endpoint(client):
     assert re.search(r'softprompt_batch_rows_count\{kind="classify"\} [1-6]\n', text)
     assert 'softprompt_batch_rows_bucket{kind="classify",le="+Inf"}' in text
     assert re.search(r'softprompt_request_duration_seconds_bucket\{endpoint="/v1/classify",le="0.1"\} \d+', text)
-    assert "softprompt_queue_depth 0" in text and "softprompt_prompts_loaded 4" in text
+    assert "softprompt_queue_depth 0" in text
+    assert "softprompt_prompts_loaded 4" in text
     assert "# TYPE softprompt_batch_duration_seconds histogram" in text
     assert "# TYPE softprompt_queue_depth gauge" in text
     sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$')
@@ -388,7 +408,8 @@ def test_python_client_class(client, lm, tmp_path):
     assert len(sp.generate("rte", ["a", "b"], max_new_tokens=2)["results"]) == 2
     assert len(sp.score("cb", "a", ["yes", "no"])["results"]) == 2
     assert sp.upload_prompt("up", prompt_bytes(lm, tmp_path))["name"] == "up"
-    assert "up" in [p["name"] for p in sp.prompts()["prompts"]] and sp.prompt("up")["prompt_length"] == 3
+    assert "up" in [p["name"] for p in sp.prompts()["prompts"]]
+    assert sp.prompt("up")["prompt_length"] == 3
     sp.delete_prompt("up")
     with pytest.raises(ClientError) as err:
         sp.prompt("up")
@@ -421,14 +442,16 @@ def test_etag_if_match_and_if_none_match(client, lm, tmp_path):
     assert tag1 == f'"{r.json()["sha256"]}"'
     assert client.get("/v1/prompts/etag").headers["etag"] == tag1
     r = client.put("/v1/prompts/etag", content=v2, headers={**ADMIN, "If-None-Match": "*"})
-    assert r.status_code == 412 and "already exists" in r.json()["detail"]
+    assert r.status_code == 412
+    assert "already exists" in r.json()["detail"]
     # two admins both read tag1; the first replace wins, the second gets 412 and nothing changes
     r = client.put("/v1/prompts/etag", content=v2, headers={**ADMIN, "If-Match": tag1})
     assert r.status_code == 200
     tag2 = r.headers["etag"]
     assert tag2 != tag1
     r = client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": tag1})
-    assert r.status_code == 412 and tag2 in r.json()["detail"]
+    assert r.status_code == 412
+    assert tag2 in r.json()["detail"]
     assert client.get("/v1/prompts/etag").headers["etag"] == tag2
     assert client.put("/v1/prompts/etag", content=v3, headers={**ADMIN, "If-Match": f'"x", {tag2}'}).status_code == 200
     tag3 = client.get("/v1/prompts/etag").headers["etag"]
@@ -445,7 +468,8 @@ def test_require_if_match_gives_428_without_a_precondition(lm, prompts_dir, tmp_
     data = prompt_bytes(lm, tmp_path)
     with make_client(lm, prompts_dir, require_if_match=True) as c:
         r = c.put("/v1/prompts/new", content=data, headers=ADMIN)
-        assert r.status_code == 428 and "If-Match" in r.json()["detail"]
+        assert r.status_code == 428
+        assert "If-Match" in r.json()["detail"]
         assert c.delete("/v1/prompts/sst2", headers=ADMIN).status_code == 428
         assert c.put("/v1/prompts/new", content=data, headers={**ADMIN, "If-None-Match": "*"}).status_code == 201
         tag = c.get("/v1/prompts/sst2").headers["etag"]
@@ -455,5 +479,6 @@ def test_require_if_match_gives_428_without_a_precondition(lm, prompts_dir, tmp_
 def test_replica_header(lm, prompts_dir):
     with make_client(lm, prompts_dir, replica_id="r7") as c:
         r = c.get("/healthz")
-        assert r.headers["x-softprompt-replica"] == "r7" and r.json()["replica"] == "r7"
+        assert r.headers["x-softprompt-replica"] == "r7"
+        assert r.json()["replica"] == "r7"
         assert c.post("/v1/classify", json={"prompt": "nope", "inputs": ["a"]}).headers["x-softprompt-replica"] == "r7"

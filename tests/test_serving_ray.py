@@ -116,11 +116,13 @@ def test_two_replicas_answer_like_the_single_process_server(cluster, lm):
                     break
         assert len(seen) == 2, f"only {seen} answered"
         health = http.get("/healthz").json()
-        assert health["status"] == "ok" and health["replica"] in seen
+        assert health["status"] == "ok"
+        assert health["replica"] in seen
         assert sorted(p["name"] for p in http.get("/v1/prompts").json()["prompts"]) == sorted(LABELS)
         # errors pass through unchanged
         r = http.post("/v1/classify", json={"prompt": "nope", "inputs": ["a"]})
-        assert r.status_code == 404 and "unknown prompt" in r.json()["detail"]
+        assert r.status_code == 404
+        assert "unknown prompt" in r.json()["detail"]
 
 
 @slow
@@ -154,7 +156,8 @@ def test_upload_through_one_replica_is_served_by_the_other(cluster, lm, tmp_path
         want = _expected(lm, folder, "shared", TEXTS[:2])
         for _ in range(6):
             r = http.post("/v1/classify", json={"prompt": "shared", "inputs": TEXTS[:2]})
-            assert r.status_code == 200 and _same(r.json(), want)
+            assert r.status_code == 200
+            assert _same(r.json(), want)
         r = http.delete("/v1/prompts/shared", headers=ADMIN)
         assert r.status_code == 204
         time.sleep(1.5)
@@ -229,7 +232,8 @@ def test_replica_killed_mid_stream_is_restarted_and_nothing_accepted_is_lost(clu
                 p["name"] for p in r.json()["prompts"] if p["sha256"] == accepted.get(p["name"], "").strip('"'))
             if len(listed) == 2:
                 break
-        assert len(listed) == 2 and fresh <= set(listed)
+        assert len(listed) == 2
+        assert fresh <= set(listed)
         for replica, names_ok in listed.items():
             assert set(accepted) <= names_ok, (replica, set(accepted) - names_ok)
     print(f"\n{len(statuses)} requests during the kill: {sum(s[0] == 200 for s in statuses)} x 200, "
@@ -280,7 +284,8 @@ def test_ingress_retries_safe_requests_once_then_answers_503_with_retry_after():
     handle = _Handle(2, died)  # both die: a clear retryable error
     r = _call_ingress(PromptIngress(handle, retry_after_s=3), "POST", "/v1/score", b"{}")
     assert (r.status_code, r.headers["retry-after"], handle.calls) == (503, "3", 2)
-    assert "retry after 3 s" in r.body.decode() and "may be retried" in r.body.decode()
+    assert "retry after 3 s" in r.body.decode()
+    assert "may be retried" in r.body.decode()
     handle = _Handle(1, died)  # uploads are not repeated: the client decides (If-Match / If-None-Match)
     r = _call_ingress(PromptIngress(handle), "PUT", "/v1/prompts/x", b"data")
     assert (r.status_code, r.headers["retry-after"], handle.calls) == (503, "1", 1)
@@ -304,7 +309,9 @@ def test_app_builder_reads_serve_run_arguments_and_the_example_config(tmp_path):
     try:
         ray_app.app_builder({"prompts": str(tmp_path), "model": "m", "replicas": "3", "replica_cpus": "0.5",
                              "max_batch_size": "8", "require_if_match": "true", "store_poll_s": "1"})
-        assert built["spec"] == ray_app.ModelSpec("m") and built["replicas"] == 3 and built["replica_cpus"] == 0.5
+        assert built["spec"] == ray_app.ModelSpec("m")
+        assert built["replicas"] == 3
+        assert built["replica_cpus"] == 0.5
         s = built["settings"]
         assert (s.max_batch_size, s.require_if_match, s.store_poll_s) == (8, True, 1.0)
         with pytest.raises(ConfigError, match="colour: unknown setting"):

@@ -106,7 +106,8 @@ def test_restart_after_kill_mid_upload_keeps_registry(lm, prompts_dir, tmp_path)
         assert not [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]
         assert c.post("/v1/classify", json={"prompt": "kept", "inputs": ["a"]}).status_code == 200
         r = c.post("/v1/classify", json={"prompt": "broken", "inputs": ["a"]})
-        assert r.status_code == 422 and "cannot be loaded" in r.json()["detail"]
+        assert r.status_code == 422
+        assert "cannot be loaded" in r.json()["detail"]
         assert c.get("/v1/prompts/newone").status_code == 404
         # the admin can repair or remove the broken file
         assert c.put("/v1/prompts/broken", content=good, headers=ADMIN).status_code == 201
@@ -142,7 +143,8 @@ def test_restart_after_sigkill_during_real_upload(lm, prompts_dir, tmp_path):
     assert [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]  # the kill left a temp file
     registry = PromptRegistry(prompts_dir, lm)
     assert (prompts_dir / "sst2.safetensors").read_bytes() == old
-    assert sorted(e.name for e in registry.list()) == sorted(LABELS) and not registry.unavailable
+    assert sorted(e.name for e in registry.list()) == sorted(LABELS)
+    assert not registry.unavailable
     assert len(registry.removed_temp_files) == 1
     assert not [p for p in prompts_dir.iterdir() if p.name.endswith(".tmp")]
 
@@ -151,5 +153,6 @@ def test_prompt_for_another_model_in_folder_is_not_served(lm, prompts_dir):
     write_prompt(tiny_gemma3(), prompts_dir, "gemma")
     with make_client(lm, prompts_dir) as c:
         listing = c.get("/v1/prompts").json()
-        assert "gemma" in listing["unavailable"] and "gemma" not in [p["name"] for p in listing["prompts"]]
+        assert "gemma" in listing["unavailable"]
+        assert "gemma" not in [p["name"] for p in listing["prompts"]]
         assert c.post("/v1/classify", json={"prompt": "gemma", "inputs": ["a"]}).status_code == 409

@@ -37,7 +37,9 @@ def test_mixed_batch_equals_each_request_alone(maker, tmp_path):
         mixed = [job.future.result(30)[0] for job in jobs]
         assert len(scheduler.history) == 1
         record = scheduler.history[0]
-        assert record.rows == len(rows) and len(record.prompts) == 4 and record.ok
+        assert record.rows == len(rows)
+        assert len(record.prompts) == 4
+        assert record.ok
         for row, got in zip(rows, mixed):
             alone = model.score_options([row.text], [list(row.options)], [row.prompt])[0]
             assert got == pytest.approx(alone, abs=1e-4)
@@ -46,7 +48,8 @@ def test_mixed_batch_equals_each_request_alone(maker, tmp_path):
         scheduler.max_batch_size = len(gen_rows)
         jobs = [scheduler.submit([r]) for r in gen_rows]
         texts = [job.future.result(30)[0] for job in jobs]
-        assert scheduler.history[-1].kind == "generate" and scheduler.history[-1].rows == len(gen_rows)
+        assert scheduler.history[-1].kind == "generate"
+        assert scheduler.history[-1].rows == len(gen_rows)
         for row, got in zip(gen_rows, texts):
             assert got == model.generate([row.text], [row.prompt], max_new_tokens=5)[0]
     finally:
@@ -62,7 +65,8 @@ def test_per_task_mode_batches_one_prompt_at_a_time(lm, prompts_dir):
         jobs = [scheduler.submit([r]) for r in rows]
         results = [job.future.result(30)[0] for job in jobs]
         assert all(len(rec.prompts) == 1 for rec in scheduler.history)
-        assert sum(rec.rows for rec in scheduler.history) == 16 and len(scheduler.history) >= 4
+        assert sum(rec.rows for rec in scheduler.history) == 16
+        assert len(scheduler.history) >= 4
         for row, got in zip(rows, results):
             assert got == pytest.approx(lm.score_options([row.text], [list(row.options)], [row.prompt])[0], abs=1e-4)
     finally:
@@ -77,9 +81,12 @@ def test_scheduler_kinds_are_batched_separately_and_requests_split(lm, prompts_d
         scores = _make_rows(lm, prompts_dir, "score", ["boolq"], TEXTS[:1], options={"boolq": ["yes", "was great"]})
         j1, j2, j3 = scheduler.submit(big), scheduler.submit(gens), scheduler.submit(scores)
         out1, out2, out3 = j1.future.result(30), j2.future.result(30), j3.future.result(30)
-        assert len(out1) == 7 and all(len(s) == 2 for s in out1)
-        assert len(out2) == 2 and all(isinstance(t, str) for t in out2)
-        assert len(out3) == 1 and len(out3[0]) == 2
+        assert len(out1) == 7
+        assert all(len(s) == 2 for s in out1)
+        assert len(out2) == 2
+        assert all(isinstance(t, str) for t in out2)
+        assert len(out3) == 1
+        assert len(out3[0]) == 2
         assert all(rec.rows <= 3 for rec in scheduler.history)
         assert {rec.kind for rec in scheduler.history} == {"classify", "generate", "score"}
     finally:
@@ -98,7 +105,8 @@ def test_scheduler_failure_isolation_queue_limit_and_close(lm, prompts_dir):
     rows = _make_rows(lm, prompts_dir, "classify", ["sst2", "rte", "cb"], ["fine", "boom", "good"])
     jobs = [scheduler.submit([r]) for r in rows]
     assert isinstance(jobs[1].future.exception(30), InferenceFailed)
-    assert len(jobs[0].future.result(30)[0]) == 2 and len(jobs[2].future.result(30)[0]) == 3
+    assert len(jobs[0].future.result(30)[0]) == 2
+    assert len(jobs[2].future.result(30)[0]) == 3
     with pytest.raises(QueueFull):
         scheduler.submit(rows * 2)
     pending = scheduler.submit(rows[:1])  # waits (batch not full, long wait) until close

@@ -35,17 +35,22 @@ def test_store_roundtrip_preconditions_and_stamps(kind, tmp_path):
     assert store.list() == {}
     assert store.replace("a", b"one", Precondition(if_none_match_any=True)) is True
     stamp1 = store.list()["a"]
-    assert store.read("a") == b"one" and store.current_etag("a") == etag_of(b"one") and store.stamp("a") == stamp1
+    assert store.read("a") == b"one"
+    assert store.current_etag("a") == etag_of(b"one")
+    assert store.stamp("a") == stamp1
     with pytest.raises(PreconditionFailed):
         store.replace("a", b"two", Precondition(if_none_match_any=True))
     with pytest.raises(PreconditionFailed):
         store.replace("a", b"two", Precondition([etag_of(b"stale")]))
     assert store.replace("a", b"two!", Precondition([etag_of(b"one")])) is False
-    assert store.read("a") == b"two!" and store.list()["a"] != stamp1  # the stamp moves with the bytes
+    assert store.read("a") == b"two!"
+    assert store.list()["a"] != stamp1  # the stamp moves with the bytes
     with pytest.raises(PreconditionFailed):
         store.remove("a", Precondition([etag_of(b"one")]))
     store.remove("a", Precondition(["*"]))
-    assert store.read("a") is None and store.list() == {} and store.stamp("a") is None
+    assert store.read("a") is None
+    assert store.list() == {}
+    assert store.stamp("a") is None
     with pytest.raises(PromptNotFound):
         store.remove("a")
     # only whole files are ever visible: no temp names in the listing while writing
@@ -90,7 +95,8 @@ def test_two_replicas_share_one_store(kind, lm, tmp_path):
                        miss_interval_s=0)
     v1, v2 = prompt_bytes(lm, tmp_path, seed=1), prompt_bytes(lm, tmp_path, seed=2)
     entry, created = a.put("shared", v1)
-    assert created and "shared" not in b
+    assert created
+    assert "shared" not in b
     assert b.get("shared", check_store=True).sha256 == entry.sha256 == etag_of(v1)  # miss -> store
     a.put("shared", v2)
     assert b.get("shared").sha256 == etag_of(v1)  # stale until it polls
@@ -120,7 +126,8 @@ def test_poller_picks_up_changes_within_the_interval(lm, tmp_path):
             if "late" in b and "sst2" not in b:
                 break
             deadline.wait(0.01)
-        assert "late" in b and "sst2" not in b
+        assert "late" in b
+        assert "sst2" not in b
         assert sorted(e.name for e in b.list()) == sorted([n for n in LABELS if n != "sst2"] + ["late"])
     finally:
         b.stop_polling()
@@ -134,7 +141,9 @@ def test_half_written_file_is_never_served(lm, tmp_path):
     reg = PromptRegistry(folder, lm, poll_s=0)
     (folder / "sst2.safetensors").write_bytes(good[: len(good) // 2])  # not how softprompt writes
     reg.refresh()
-    assert "sst2" not in reg and "sst2" in reg.unavailable_list()
+    assert "sst2" not in reg
+    assert "sst2" in reg.unavailable_list()
     (folder / "sst2.safetensors").write_bytes(good)
     reg.refresh()
-    assert "sst2" in reg and reg.get("sst2").sha256 == etag_of(good)
+    assert "sst2" in reg
+    assert reg.get("sst2").sha256 == etag_of(good)

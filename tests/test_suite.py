@@ -65,17 +65,24 @@ def test_run_suite_on_real_data_scores_and_averages(lm, tmp_path, data_dir):
     for name in ("cb", "copa", "rte"):
         _save(lm, tmp_path / f"{name}.safetensors", name)
     res = run_suite(lm, "superglue", tmp_path, data_dir, max_examples=4, batch_size=4)
-    assert set(res.tasks) == {"cb", "copa", "rte"} and all(o.error is None for o in res.tasks.values())
-    assert res.tasks["cb"].examples == 4 and set(res.tasks["cb"].metrics) >= {"accuracy", "macro_f1"}
+    assert set(res.tasks) == {"cb", "copa", "rte"}
+    assert all(o.error is None for o in res.tasks.values())
+    assert res.tasks["cb"].examples == 4
+    assert set(res.tasks["cb"].metrics) >= {"accuracy", "macro_f1"}
     expected = superglue_score({t: o.metrics for t, o in res.tasks.items()})
     assert res.average == pytest.approx(expected)
-    assert not res.complete and set(res.missing) == {"boolq", "multirc", "record", "wic", "wsc"}
+    assert not res.complete
+    assert set(res.missing) == {"boolq", "multirc", "record", "wic", "wsc"}
     d = res.to_dict()
-    assert d["tasks_scored"] == 3 and d["tasks_total"] == 8 and d["average"] == pytest.approx(expected)
+    assert d["tasks_scored"] == 3
+    assert d["tasks_total"] == 8
+    assert d["average"] == pytest.approx(expected)
     console = Console(record=True, width=200)
     console.print(suite_table(res))
     text = console.export_text()
-    assert "SuperGLUE average" in text and "over 3 of 8 tasks" in text and "missing: boolq" in text
+    assert "SuperGLUE average" in text
+    assert "over 3 of 8 tasks" in text
+    assert "missing: boolq" in text
     assert "macro_f1" in text
 
 
@@ -83,7 +90,8 @@ def test_a_task_without_labels_is_an_error_row_not_a_crash(lm, tmp_path, data_di
     _save(lm, tmp_path / "cb.safetensors", "cb")
     _save(lm, tmp_path / "copa.safetensors", "copa")
     res = run_suite(lm, "superglue", tmp_path, data_dir, split="test", max_examples=3)
-    assert all("no labels" in o.error for o in res.tasks.values()) and res.average is None
+    assert all("no labels" in o.error for o in res.tasks.values())
+    assert res.average is None
 
 
 def test_suite_command_prints_table_and_writes_json(lm, tmp_path, data_dir, monkeypatch):
@@ -96,7 +104,8 @@ def test_suite_command_prints_table_and_writes_json(lm, tmp_path, data_dir, monk
     console = Console(record=True, width=200)
     run_suite_command("glue", tmp_path / "p", "tiny", data_dir, "dev", 4, 3, out, "cpu", console)
     data = json.loads(out.read_text())
-    assert set(data["tasks"]) == {"mrpc", "sst2"} and data["suite"] == "glue"
+    assert set(data["tasks"]) == {"mrpc", "sst2"}
+    assert data["suite"] == "glue"
     mrpc = data["tasks"]["mrpc"]["metrics"]
     assert data["tasks"]["mrpc"]["score"] == pytest.approx((mrpc["accuracy"] + mrpc["f1"]) / 2)
     assert "GLUE average" in console.export_text()
@@ -114,4 +123,5 @@ def test_cli_eval_suite(lm, tmp_path, data_dir, monkeypatch):
     result = CliRunner().invoke(app, ["eval", "--suite", "superglue", str(tmp_path), "--data-dir", str(data_dir),
                                       "--max-examples", "3", "--json", str(out)])
     assert result.exit_code == 0, result.output
-    assert "SuperGLUE" in result.output and json.loads(out.read_text())["tasks"]["cb"]["examples"] == 3
+    assert "SuperGLUE" in result.output
+    assert json.loads(out.read_text())["tasks"]["cb"]["examples"] == 3

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from softprompt.core.scoring import best_option
 from softprompt.errors import DataError
 from softprompt.tasks.custom import load_custom_task
 from softprompt.tasks.glue import MRPC, QQP
@@ -153,33 +154,40 @@ def test_t5_formats(data):
     assert boolq.target == "False"
     copa = _load(data, "copa", "train")[0]
     assert copa.input == "copa premise: My body cast a shadow over the grass because"
-    assert copa.options == ("the sun was rising.", "the grass was cut.") and copa.target == "the sun was rising."
+    assert copa.options == ("the sun was rising.", "the grass was cut.")
+    assert copa.target == "the sun was rising."
     wic = _load(data, "wic", "train")[0]
     assert wic.input == ("wic sentence1: Do you want to come over to my place later? "
                          "sentence2: A political system with no place for the less prominent groups. word: place")
     wsc = _load(data, "wsc", "train")[0]
     assert wsc.input.startswith("wsc text: * Mark * told Pete many lies about himself,")
-    assert "# He # should" in wsc.input and wsc.target == "False"
+    assert "# He # should" in wsc.input
+    assert wsc.target == "False"
     multirc = _load(data, "multirc", "train")[0]
     assert multirc.input.startswith("multirc paragraph: While this process moved along,")
     assert multirc.input.endswith("question: What did the high-level effort to persuade Pakistan include? "
                                   "answer: Children, Gerd, or Dorian Popa")
-    assert multirc.group == "0-0" and multirc.target == "False"
+    assert multirc.group == "0-0"
+    assert multirc.target == "False"
     record = _load(data, "record", "fewglue32-train")[0]
     assert record.input.startswith("record passage: By Hamish Mackay Goals from Diego Costa")
     assert "@highlight" not in record.input
     assert " query: Speaking after the game, Mourinho said:" in record.input
     assert record.input.endswith("entities: " + ", ".join(record.options))
-    assert record.target == "Olimpija Ljubljana" and record.answers == ("Olimpija Ljubljana",)
-    assert "Kurt Zouma" in record.options and len(set(record.options)) == len(record.options)
+    assert record.target == "Olimpija Ljubljana"
+    assert record.answers == ("Olimpija Ljubljana",)
+    assert "Kurt Zouma" in record.options
+    assert len(set(record.options)) == len(record.options)
     axb = _load(data, "axb", "dev")[0]
     assert axb.input == "rte hypothesis: The cat did not sit on the mat. premise: The cat sat on the mat."
     mrpc = _load(data, "mrpc", "train")[0]
-    assert mrpc.input.startswith("mrpc sentence1: Amrozi accused his brother") and mrpc.target == "equivalent"
+    assert mrpc.input.startswith("mrpc sentence1: Amrozi accused his brother")
+    assert mrpc.target == "equivalent"
     squad = _load(data, "squad", "train")[0]
     assert squad.input.startswith("context: Super Bowl 50 was an American football game")
     assert squad.input.endswith("question: Which NFL team represented the AFC at Super Bowl 50?")
-    assert squad.target == "Denver Broncos" and squad.answers == ("Denver Broncos",)
+    assert squad.target == "Denver Broncos"
+    assert squad.answers == ("Denver Broncos",)
 
 
 def test_wsc_marking_follows_t5():
@@ -195,10 +203,12 @@ def test_axg_pairs(data):
     groups = {}
     for ex in examples:
         groups.setdefault(ex.group, []).append(ex)
-    assert len(groups) == 178 and all(len(v) == 2 for v in groups.values())
+    assert len(groups) == 178
+    assert all(len(v) == 2 for v in groups.values())
     task = get_task("axg", data)
     scores = task.compute_metrics([ex.target for ex in examples], examples)
-    assert scores["accuracy"] == 100.0 and task.primary_metric in scores
+    assert scores["accuracy"] == 100.0
+    assert task.primary_metric in scores
 
 
 def test_superglue_metrics_keys(data):
@@ -209,8 +219,8 @@ def test_superglue_metrics_keys(data):
     mrc = get_task("multirc", data, format="t5")
     dev = _load(data, "multirc", "dev")
     always_true = mrc.compute_metrics(["True"] * len(dev), dev)
-    assert 0 < always_true["f1a"] < 100 and always_true["average"] == pytest.approx(
-        (always_true["f1a"] + always_true["em"]) / 2)
+    assert 0 < always_true["f1a"] < 100
+    assert always_true["average"] == pytest.approx( (always_true["f1a"] + always_true["em"]) / 2)
     axb = get_task("axb", data, format="t5")
     dev = _load(data, "axb", "dev")
     assert axb.compute_metrics(["entailment"] * len(dev), dev)["matthews_corr"] == 0.0
@@ -225,7 +235,8 @@ def test_boolq_missing_train_says_what_to_do(data, tmp_path):
     with pytest.raises(DataError) as err:
         get_task("boolq", data).load("train")
     message = str(err.value)
-    assert "BoolQ's train file is missing" in message and "train_file" in message
+    assert "BoolQ's train file is missing" in message
+    assert "train_file" in message
     assert "superglue/BoolQ/train.jsonl" in message
     row = {"question": "is it", "passage": "It is.", "idx": 0, "label": True}
     train = write(tmp_path / "boolq_train.jsonl", [row, {**row, "label": False, "idx": 1}])
@@ -264,7 +275,8 @@ def test_superglue_errors_name_file_line_field(tmp_path, bad, expect):
     task, path = _cb(tmp_path, [GOOD_CB, bad])
     with pytest.raises(DataError) as err:
         task.load("train")
-    assert f"{path}:2: " in str(err.value) and expect in str(err.value)
+    assert f"{path}:2: " in str(err.value)
+    assert expect in str(err.value)
 
 
 def test_nested_field_errors(tmp_path):
@@ -305,7 +317,8 @@ def test_qqp_real_file_split_and_warning(data):
     assert len(train) + len(dev) == 23496
     assert 0.08 < len(dev) / 23496 < 0.12
     assert not {ex.meta["id"] for ex in train} & {ex.meta["id"] for ex in dev}
-    assert dev[0].input.startswith("qqp sentence1: ") and " sentence2: " in dev[0].input
+    assert dev[0].input.startswith("qqp sentence1: ")
+    assert " sentence2: " in dev[0].input
     assert task.label_words == get_task("mrpc", data).label_words  # shared format for transfer
     with pytest.raises(DataError, match=r"subset-unofficial\.tsv:1: expected 6 tab-separated fields"):
         get_task("qqp", data, strict=True).load("train")
@@ -341,7 +354,9 @@ def test_squad_split_is_by_context(data):
 def test_mrqa_generic_by_path(data):
     path = data / "mrqa" / "BioASQ.jsonl.gz"
     task = get_task(str(path))
-    assert isinstance(task, MRQA) and task.name == "bioasq" and task.kind == "generation"
+    assert isinstance(task, MRQA)
+    assert task.name == "bioasq"
+    assert task.kind == "generation"
     assert len(task.load("dev")) == 1504
     assert len(get_task("mrqa", data, file=path).load("dev")) == 1504
     with pytest.raises(DataError, match="needs a file"):
@@ -374,13 +389,16 @@ def test_custom_classification_round_trip(tmp_path):
         "metric: f1\n"
     ))
     task = get_task(str(spec))
-    assert task.name == "reviews" and task.kind == "classification"
-    assert task.label_words == ("negative", "positive") and task.primary_metric == "f1"
+    assert task.name == "reviews"
+    assert task.kind == "classification"
+    assert task.label_words == ("negative", "positive")
+    assert task.primary_metric == "f1"
     train = task.load("train")
     assert [(ex.input, ex.target) for ex in train] == [
         ("review: great fun stars: 5", "positive"), ("review: dull stars: 1", "negative")]
     dev = task.load("dev")
-    assert dev[0].input == "review: good, really stars: 4" and dev[0].meta["line"] == 2
+    assert dev[0].input == "review: good, really stars: 4"
+    assert dev[0].meta["line"] == 2
     assert task.load("test")[0].target == ""
     scores = task.compute_metrics(["positive", "positive"], dev)
     assert scores == {"accuracy": 50.0, "f1": pytest.approx(100 * 2 / 3)}
@@ -391,9 +409,13 @@ def test_custom_generation_and_json_spec(tmp_path):
     write(tmp_path / "qa.jsonl", [{"q": "capital of France?", "a": ["Paris", "paris"]}])
     spec = _spec(tmp_path, json.dumps({"data": {"dev": "qa.jsonl"}, "input": "question: {q}", "target": "a"}), "qa.json")
     task = load_custom_task(spec)
-    assert task.name == "qa" and task.kind == "generation" and task.primary_metric == "f1"
+    assert task.name == "qa"
+    assert task.kind == "generation"
+    assert task.primary_metric == "f1"
     (ex,) = task.load("dev")
-    assert ex.options is None and ex.target == "Paris" and ex.answers == ("Paris", "paris")
+    assert ex.options is None
+    assert ex.target == "Paris"
+    assert ex.answers == ("Paris", "paris")
     assert task.compute_metrics(["the paris"], [ex]) == {"em": 100.0, "f1": 100.0}
 
 
@@ -410,7 +432,8 @@ def test_custom_spec_validation(tmp_path, text, expect):
     spec = _spec(tmp_path, text)
     with pytest.raises(DataError) as err:
         get_task(str(spec))
-    assert str(err.value).startswith(str(spec)) and expect in str(err.value)
+    assert str(err.value).startswith(str(spec))
+    assert expect in str(err.value)
 
 
 @pytest.mark.parametrize("row,expect", [
@@ -423,7 +446,8 @@ def test_custom_row_errors_name_file_line_field(tmp_path, row, expect):
     spec = _spec(tmp_path, "data: {train: t.jsonl}\ninput: 'text: {x}'\ntarget: y\nlabel_words: [a, b]\n")
     with pytest.raises(DataError) as err:
         get_task(str(spec)).load("train")
-    assert str(err.value).startswith(f"{data_file}:2: ") and expect in str(err.value)
+    assert str(err.value).startswith(f"{data_file}:2: ")
+    assert expect in str(err.value)
 
 
 def test_custom_csv_row_error(tmp_path):
@@ -456,10 +480,13 @@ def test_tiny_model_runs_every_task(data, tiny_lm, name, split):
     if task.kind == "classification":
         scores = tiny_lm.score_options([ex.input for ex in examples], [ex.options for ex in examples])
         assert [len(s) for s in scores] == [len(ex.options) for ex in examples]
-        predictions = [ex.options[max(range(len(s)), key=s.__getitem__)] for ex, s in zip(examples, scores)]
+        predictions = [ex.choices[best_option(s)] for ex, s in zip(examples, scores)]
     else:
         predictions = tiny_lm.generate([ex.input for ex in examples], max_new_tokens=4)
-        assert len(predictions) == len(examples) and all(isinstance(p, str) for p in predictions)
+        assert len(predictions) == len(examples)
+        assert all(isinstance(p, str) for p in predictions)
     metrics = task.compute_metrics(predictions, examples)
     assert task.primary_metric in metrics
-    assert all(-100.0 <= v <= 100.0 for v in metrics.values())
+    if "accuracy" in metrics:  # recomputed by hand: the share of predictions equal to the gold target
+        expected = 100 * sum(p == ex.target for p, ex in zip(predictions, examples)) / len(examples)
+        assert metrics["accuracy"] == pytest.approx(expected)

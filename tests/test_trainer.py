@@ -33,7 +33,8 @@ def test_training_changes_only_the_prompt_and_lowers_loss(make, tmp_path):
     losses = [r["loss"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if r["event"] == "train"]
     assert losses[-1] < losses[0]
     saved = read_prompt(result.prompt_path)
-    assert saved.metadata.task == "toy" and saved.metadata.best_dev_metric["value"] == result.best_metric
+    assert saved.metadata.task == "toy"
+    assert saved.metadata.best_dev_metric["value"] == result.best_metric
     assert json.loads((tmp_path / "result.json").read_text())["steps"] == 30
 
 
@@ -50,7 +51,9 @@ def test_adafactor_default_is_the_papers_with_the_lr_rule():
     assert group["lr"] == pytest.approx(LR_PER_EMBEDDING_STD * embedding_std(lm), rel=1e-2)
     assert group["weight_decay"] == 1e-5
     assert group["decay_rate"] == -0.8
-    assert group["scale_parameter"] is False and group["relative_step"] is False and group["beta1"] is None
+    assert group["scale_parameter"] is False
+    assert group["relative_step"] is False
+    assert group["beta1"] is None
 
 
 class Killed(Exception):
@@ -71,7 +74,8 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, kill_at):
     resumed = _trainer(tiny_llama(), tmp_path / "killed").train(resume=True)
     assert resumed.steps == full.steps
     assert torch.equal(read_prompt(resumed.prompt_path).tensor, full_prompt)
-    assert resumed.best_step == full.best_step and resumed.best_metric == full.best_metric
+    assert resumed.best_step == full.best_step
+    assert resumed.best_metric == full.best_metric
     full_log = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     resumed_log = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     strip = lambda log: [{k: v for k, v in r.items() if k not in ("elapsed", "seconds")} for r in log]
@@ -93,7 +97,8 @@ def test_resume_without_checkpoint_is_clear(tmp_path):
 
 def test_early_stopping(tmp_path):
     result = _trainer(tiny_llama(), tmp_path, steps=400, learning_rate=1e-9, early_stopping_patience=2).train()
-    assert result.stopped_early and result.steps == 8  # two evals (4, 8) without beating step 0
+    assert result.stopped_early
+    assert result.steps == 8  # two evals (4, 8) without beating step 0
 
 
 def test_gradient_accumulation_matches_big_batch(tmp_path, monkeypatch):
