@@ -1,4 +1,4 @@
-"""Serving past one process: the loopback load test against 1 vs 2 Ray Serve replicas (issue 11).
+"""Serving past one process: the loopback load test against 1 vs 2 Ray Serve replicas.
 
     python benchmarks/serve_replicas.py              # writes benchmarks/serve_replicas.md
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                  for name, p, h in rows]
     params = sum(x.numel() for x in lm.model.parameters())
     lines = [
-        "# Serving on Ray Serve: 1 vs 2 replicas (issue 11)",
+        "# Serving on Ray Serve: 1 vs 2 replicas",
         "",
         f"- date: {dt.datetime.now():%Y-%m-%d %H:%M}",
         f"- machine: {os.cpu_count()}-core CPU ({cpu_name()}), {platform.system()}, torch {torch.__version__}, "

@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     text_tokens = [len(lm.encode(r.text).input_ids) for r in stream]
 
     lines = [
-        "# Serving throughput: mixed-task batching (issue 4)",
+        "# Serving throughput: mixed-task batching",
         "",
         f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         f"- machine: 2-core CPU ({cpu_name()}, {os.cpu_count()} logical CPUs visible), torch {torch.__version__}, "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from softprompt.core.config import PromptConfig, TrainConfig
+from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt_file import SavedPrompt
 from softprompt.core.scoring import best_option
@@ -101,7 +101,7 @@ def classify(
     Inputs are put in the prompt's task format (prompt_inputs) unless raw."""
     labels = list(labels or prompt.metadata.label_words or [])
     if not labels:
-        raise ValueError("no labels given and the prompt file records none")
+        raise ConfigError("labels: none given and the prompt file records none")
     texts = list(inputs) if raw else prompt_inputs(prompt, inputs)
     scores = lm.score_options(texts, [labels] * len(texts), prompt.tensor,
                              max_input_tokens=prompt.metadata.input_tokens)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from softprompt.core import batching, generation, scoring
 from softprompt.core.batching import EncodedRow, PaddingSide, PromptedBatch, RowLimits, RowPrompts
+from softprompt.core.config import ConfigError
 
 __all__ = ["EncodedRow", "PaddingSide", "PromptedBatch", "PromptedLM", "RowLimits", "RowPrompts"]
 
@@ -90,7 +91,7 @@ class PromptedLM:
         enabled = every_n_layers > 0
         if enabled:
             if not getattr(self.model, "supports_gradient_checkpointing", False):
-                raise ValueError(f"{type(self.model).__name__} does not support activation checkpointing")
+                raise ConfigError(f"activation_checkpointing: {type(self.model).__name__} does not support it")
             self.model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_layers)
         elif getattr(self.model, "is_activation_checkpointing", False):
             self.model.activation_checkpointing_disable()

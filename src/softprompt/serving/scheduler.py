@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, Sequence
 
 from torch import Tensor
 
+from softprompt.core.config import ConfigError
 from softprompt.serving.errors import InferenceFailed, QueueFull, ShuttingDown
 from softprompt.serving.metrics import Metrics
 
@@ -133,9 +134,9 @@ class BatchScheduler:
                 raise ValueError("BatchScheduler needs a PromptedLM or an executor")
             executor = PromptedLMExecutor(lm)
         if batching not in ("mixed", "per-task"):
-            raise ValueError(f"batching must be 'mixed' or 'per-task', got {batching!r}")
+            raise ConfigError(f"batching: must be 'mixed' or 'per-task', got {batching!r}")
         if max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
+            raise ConfigError(f"max_batch_size: must be at least 1, got {max_batch_size!r}")
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
