@@ -447,3 +447,26 @@ def test_a_finished_cli_run_is_imported_as_the_defaults_result(tmp_path, data_di
     assert record["dev_examples"] == 56
     assert record["train_examples"] == 250
     assert load_results(tmp_path / "r.json")["meta"]["model"] == "tiny"
+
+
+def test_summary_writes_its_figures_and_the_scale_figure_once_two_models_share_a_task(tmp_path):
+    from softprompt.experiments.report import write_summary
+
+    def rec(value):
+        return {"primary": value, "metrics": {"accuracy": value}}
+
+    def results(model, parameters, tasks):
+        return {"meta": {"model": model, "parameters": parameters},
+                "tasks": {t: {"majority": rec(50.0), "design": rec(60.0), "defaults": rec(70.0 + i)}
+                          for i, t in enumerate(tasks)}}
+
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    small.write_text(json.dumps(results("small", 1_000_000, ["sst2", "rte"])))
+    large.write_text(json.dumps(results("large", 2_000_000, ["rte"])))
+    out = write_summary([small], tmp_path / "reports" / "results.md")
+    assert "figures/results_summary.png" in out.read_text()
+    assert "results_scale.png" not in out.read_text()  # one model: no scale figure
+    assert (tmp_path / "reports" / "figures" / "results_summary.png").read_bytes()[:4] == b"\x89PNG"
+    out = write_summary([small, large], tmp_path / "reports" / "results.md")
+    assert "figures/results_scale.png" in out.read_text()
+    assert (tmp_path / "reports" / "figures" / "results_scale.png").read_bytes()[:4] == b"\x89PNG"

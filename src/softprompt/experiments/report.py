@@ -168,6 +168,8 @@ def run_task(
     dev = task.load("dev")[: settings.max_dev_for(name)]
     n_dev_total = len(task.load("dev"))
     meta = {"model": settings.model, "settings": settings.to_dict(), "machine": _machine()}
+    if lm is not None:  # for the scale figure: models ordered by size
+        meta["parameters"] = sum(p.numel() for p in lm.model.parameters())
     common = {"command": command, "dev_examples": len(dev), "dev_total": n_dev_total, "max_input_tokens": max_tokens,
               "train_examples": len(train), "train_split": settings.train_split_for(name),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -525,7 +527,8 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
             any_rec: dict = next((r for r in (row["defaults"], row["design"], row["majority"], row["model"]) if r), {})
             tuned = row["defaults"] or {}
             train = (tuned.get("settings") or {}).get("train", {})
-            steps = f"{tuned['steps']} ({train.get('batch_size')}), {train.get('learning_rate'):g}" if tuned else "-"
+            steps = (f"{tuned.get('steps', '-')} ({train.get('batch_size', '-')}), {train.get('learning_rate', '-')}"
+                     if tuned else "-")
             margin = row["margin"]
             margin_cell = "-" if margin is None else f"{margin:+.1f}" + (" ✓" if margin >= TARGET_MARGIN else " ✗")
             lines.append(
@@ -552,8 +555,72 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def summary_figure(results_by_model: dict[str, dict], out: Path) -> Path:
+    """Per model, the primary metric of majority class, zero-shot design and prompt tuning per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results_by_model), 1, figsize=(10, 3.4 * len(results_by_model)), squeeze=False)
+    methods = (("majority", "majority class"), ("design", "prompt design (0-shot)"), ("defaults", "prompt tuning"))
+    for ax, (model, results) in zip(axes[:, 0], results_by_model.items()):
+        rows = summary_rows(results)
+        for k, (key, label) in enumerate(methods):
+            measured = [(i, _primary(row[key])) for i, row in enumerate(rows) if _primary(row[key]) is not None]
+            ax.bar([i + (k - 1) * 0.27 for i, _ in measured], [y for _, y in measured], width=0.27, label=label,
+                   color=f"C{k}")  # a method not measured on a task has no bar (not a zero)
+        ax.set_xticks(range(len(rows)), [row["task"] for row in rows])
+        ax.set_xlim(-0.6, max(len(rows), 4) - 0.4)
+        ax.set_ylabel("primary metric (dev, %)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{model}: baselines vs prompt tuning with the defaults")
+        ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
+
+
+def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
+    """The paper's Figure 1 at two sizes: per task measured on every model, zero-shot design and
+    prompt tuning (and model tuning where recorded) against the number of parameters. None when
+    fewer than two models have a parameter count and a shared task."""
+    sized = {m: r for m, r in results_by_model.items() if r.get("meta", {}).get("parameters")}
+    shared = set.intersection(*(set(r.get("tasks", {})) for r in sized.values())) if len(sized) >= 2 else set()
+    if not shared:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = sorted(sized, key=lambda m: sized[m]["meta"]["parameters"])
+    sizes = [sized[m]["meta"]["parameters"] / 1e6 for m in order]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for task in sorted(shared):
+        for key, style, label in (("design", ":", "prompt design"), ("defaults", "-", "prompt tuning"),
+                                  ("model", "--", "model tuning")):
+            values = [_primary(sized[m]["tasks"][task].get(key)) for m in order]
+            ys = [y for y in values if y is not None]
+            if len(ys) == len(order):
+                ax.plot(sizes, ys, style, marker="o", label=f"{task}: {label}")
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{m}\n{s:.0f}M" for m, s in zip(order, sizes)])
+    ax.set_xlabel("model (parameters)")
+    ax.set_ylabel("primary metric (dev, %)")
+    ax.set_title("scale: the same tasks on the two shipped models")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
+
+
 def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md") -> Path:
-    """The per-model summary report from one results file per model (each file's meta names its model)."""
+    """The per-model summary report from one results file per model (each file's meta names its model),
+    with its figures (reports/figures/results_summary.png, and results_scale.png once two models share a task)."""
     by_model: dict[str, dict] = {}
     for path in results_paths:
         results = load_results(path)
@@ -561,6 +628,11 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
             raise SoftPromptError(f"{path}: no results yet (run report-run first)")
         by_model[results.get("meta", {}).get("model", str(path))] = results
     text = build_summary(by_model)
+    figures = Path(out).parent / "figures"
+    text += "\n![baselines vs prompt tuning](figures/results_summary.png)\n"
+    summary_figure(by_model, figures / "results_summary.png")
+    if scale_figure(by_model, figures / "results_scale.png") is not None:
+        text += "\n![scale](figures/results_scale.png)\n"
     text += "\nResults files: " + ", ".join(f"`{p}`" for p in results_paths) + ".\n"
     atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text))
     return Path(out)
