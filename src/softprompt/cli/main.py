@@ -67,16 +67,21 @@ def train(
     train_file: Optional[Path] = typer.Option(None, "--train-file", help="Read the train split from this file (e.g. BoolQ's train.jsonl)."),
     neighbours: int = typer.Option(3, "--report-rows", help="Prompt rows whose nearest tokens the report shows."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    fsdp: bool = typer.Option(False, "--fsdp", help="Under torchrun: shard the frozen model's layers over the "
+                              "processes (torch FSDP2 fully_shard), for models too large for one device."),
 ) -> None:
-    """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report."""
+    """Prompt-tune a frozen model on a task, evaluate on dev, save the best prompt and report.
+    Under torchrun or accelerate launch the processes share every batch (README: many GPUs)."""
     from softprompt.api import load_splits
     from softprompt.api import train as run_training
     from softprompt.environment import machine_info, utc_now
     from softprompt.tasks.base import format_for
+    from softprompt.training import distributed
     from softprompt.training.checkpoint import check_run_dir
 
     started = utc_now()
-    check_run_dir(out, resume=resume, overwrite=overwrite)
+    group, device = distributed.init_from_env(device)
+    group.run_on_main(lambda: check_run_dir(out, resume=resume, overwrite=overwrite))
     # strings from the command line: the config dataclasses validate them (a ConfigError names the field)
     prompt_cfg = PromptConfig(length=prompt_length, init=cast(Any, init), init_text=init_text,
                               init_file=str(init_file) if init_file else None, init_range=init_range)
@@ -92,15 +97,20 @@ def train(
     data = load_splits(task_obj, train_split, dev, max_train)  # fail fast on data, before the model loads
     start = time.perf_counter()
     lm = _load(model, device, max_input_tokens)
+    if fsdp:
+        distributed.shard_frozen_model(lm, group)
     load_seconds = time.perf_counter() - start
     if task_format == "auto" and task_obj.format != format_for(lm.is_encoder_decoder) and task_obj.formats:
         task_obj.set_format(format_for(lm.is_encoder_decoder))
         data = load_splits(task_obj, train_split, dev, max_train)
     run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "started": started,
-                "model_load_seconds": round(load_seconds, 1), "machine": machine_info()}
-    result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume, show_progress=not quiet,
-                          data=data, run_info=run_info)
-    _report(lm, task_obj, result, load_seconds, neighbours)
+                "model_load_seconds": round(load_seconds, 1), "machine": machine_info(),
+                "processes": group.world_size, "fsdp": fsdp}
+    result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume,
+                          show_progress=not quiet and group.is_main, data=data, run_info=run_info)
+    if group.is_main:
+        _report(lm, task_obj, result, load_seconds, neighbours)
+    distributed.shutdown()
 
 
 def _report(lm, task, result, load_seconds: float, n_rows: int) -> None:

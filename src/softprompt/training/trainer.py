@@ -7,6 +7,10 @@ saved (prompt.safetensors) and a checkpoint is written, so a killed run resumes
 (`resume=True`) and finishes with the prompt an uninterrupted run makes. When the evaluations
 used a subset, the best prompt is finally scored on the whole dev set.
 
+Under torchrun (training.distributed) each rank trains on its share of every global batch and
+the prompt's gradient is summed over ranks, so N processes make the single process's prompt;
+evaluations are shared out too, and only rank 0 writes the run folder.
+
 Run folder:
     prompt.safetensors   the best prompt on dev (the last one when there is no dev set)
     checkpoint.pt        everything a resume needs (atomic)
@@ -29,12 +33,13 @@ from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
 from softprompt.errors import SoftPromptError
-from softprompt.evaluation.evaluator import EvalResult, evaluate
+from softprompt.evaluation.evaluator import EvalResult
 from softprompt.fileio import atomic_write
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
 from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from softprompt.training.defaults import resolve_settings
+from softprompt.training.distributed import ProcessGroup, current, evaluate_sharded
 from softprompt.training.loss_watch import LossWatch
 
 PROMPT_NAME = "prompt.safetensors"
@@ -127,6 +132,7 @@ class Trainer:
     on_step(step, loss) is called after every update (tests use it to simulate a kill).
     Settings left "auto" (None) in `config` are resolved for `lm` (training.defaults);
     `settings` (what api.train resolved, with the source of each value) goes into result.json.
+    `group`: the training processes (default: the initialised torch.distributed group, if any).
     """
 
     def __init__(
@@ -144,11 +150,16 @@ class Trainer:
         on_step: Callable[[int, float], None] | None = None,
         settings: dict | None = None,
         run_info: dict | None = None,
+        group: ProcessGroup | None = None,
     ):
         if not config.is_resolved:
             resolved = resolve_settings(lm, PromptConfig(length=prompt.length), config)
             config, settings = resolved.train, settings or resolved.to_dict()
         assert config.max_steps is not None and config.eval_every is not None and config.batch_size is not None
+        self.group = group or current()
+        if config.batch_size < self.group.world_size:
+            raise ConfigError(f"batch_size: {config.batch_size} is the global micro-batch, shared by "
+                              f"{self.group.world_size} processes; it needs at least one example per process")
         self.lm = lm
         self.prompt = prompt
         self.task = task
@@ -161,10 +172,11 @@ class Trainer:
         self.run_info = run_info
         self.run_dir = Path(run_dir)
         self.init_name = init_name
-        self.show_progress = show_progress
+        self.show_progress = show_progress and self.group.is_main
         self.eval_at_start = eval_at_start
         self.on_step = on_step
         self.prompt.to(lm.device)
+        self.group.broadcast_(self.prompt.weight.data)  # every rank starts from rank 0's prompt
         self.optimizer = make_optimizer([self.prompt.weight], config)
         self.state = TrainState()
         self.initial_metrics: dict[str, float] | None = None
@@ -177,6 +189,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- helpers
     def _log(self, record: dict) -> None:
+        if not self.group.is_main:
+            return
         with open(self.run_dir / METRICS_NAME, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -198,12 +212,25 @@ class Trainer:
         )
 
     def _save_prompt(self) -> Path:
+        if not self.group.is_main:
+            return self.run_dir / PROMPT_NAME
         return save_prompt(self.run_dir / PROMPT_NAME, self.prompt.weight, self._metadata())
 
     def _checkpoint(self) -> None:
-        save_checkpoint(self.run_dir, self.prompt.weight, self.optimizer.state_dict(), self.state, self.config.to_dict())
+        if self.group.is_main:
+            save_checkpoint(self.run_dir, self.prompt.weight, self.optimizer.state_dict(), self.state, self.config.to_dict())
 
     def _resume(self) -> None:
+        """Rank 0 reads the checkpoint and the log; every rank continues from what it read."""
+        restored = self.group.run_on_main(self._read_run)
+        with torch.no_grad():
+            self.prompt.weight.copy_(restored["prompt"].to(self.prompt.weight.device))
+        self.optimizer.load_state_dict(restored["optimizer"])
+        self.state = restored["state"]
+        self.initial_metrics, self.best_metrics = restored["initial_metrics"], restored["best_metrics"]
+        self.loss_watch, self.warnings = restored["loss_watch"], restored["warnings"]
+
+    def _read_run(self) -> dict:
         payload = load_checkpoint(self.run_dir)
         saved = payload["config"]
         for key in ("batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate"):
@@ -211,26 +238,27 @@ class Trainer:
                 raise SoftPromptError(
                     f"cannot resume {self.run_dir}: {key} was {saved.get(key)!r} in the checkpoint, now {getattr(self.config, key)!r}"
                 )
-        with torch.no_grad():
-            self.prompt.weight.copy_(payload["prompt"].to(self.prompt.weight.device))
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.state = payload["state"]
+        state: TrainState = payload["state"]
+        restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
+                    "initial_metrics": None, "best_metrics": None, "loss_watch": self.loss_watch,
+                    "warnings": list(self.warnings)}
         # Drop log lines written after the checkpoint: they will be written again.
         log = self.run_dir / METRICS_NAME
         if log.exists():
-            kept = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.state.step]
+            kept = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= state.step]
             log.write_text("".join(ln + "\n" for ln in kept))
             for ln in kept:
                 rec = json.loads(ln)
                 if rec.get("event") == "eval" and rec.get("step") == 0:
-                    self.initial_metrics = rec.get("full_metrics", rec["metrics"])
-                if rec.get("event") == "eval" and rec.get("step") == self.state.best_step:
-                    self.best_metrics = rec["metrics"]
+                    restored["initial_metrics"] = rec.get("full_metrics", rec["metrics"])
+                if rec.get("event") == "eval" and rec.get("step") == state.best_step:
+                    restored["best_metrics"] = rec["metrics"]
                 if rec.get("event") == "train":
-                    self.loss_watch.blocks.append(rec["loss"])
+                    restored["loss_watch"].blocks.append(rec["loss"])
                 if rec.get("event") == "warning":
-                    self.loss_watch.warned.add(rec["kind"])
-                    self.warnings.append(rec["message"])
+                    restored["loss_watch"].warned.add(rec["kind"])
+                    restored["warnings"].append(rec["message"])
+        return restored
 
     def _score(self, prompt: torch.Tensor, examples: Sequence[Example], label: str) -> EvalResult:
         """Evaluate with progress shown (a bar on a terminal, plain lines in a log)."""
@@ -239,8 +267,8 @@ class Trainer:
         else:
             reporter = ProgressReporter(label, len(examples), unit="examples", enabled=self.show_progress)
         with reporter:
-            return evaluate(self.lm, self.task, examples, prompt, self.config.eval_batch_size,
-                            progress=reporter.advance, max_input_tokens=self.config.max_input_tokens)
+            return evaluate_sharded(self.group, self.lm, self.task, examples, prompt, self.config.eval_batch_size,
+                                    progress=reporter.advance, max_input_tokens=self.config.max_input_tokens)
 
     def _evaluate(self) -> dict[str, float]:
         """Score the prompt for model selection (on the subset); at step 0 on the whole dev set,
@@ -274,9 +302,13 @@ class Trainer:
 
     def _final_evaluation(self) -> None:
         """Score the best prompt on the whole dev set when the evaluations used a subset."""
-        if len(self.eval_examples) == len(self.dev_examples) or not (self.run_dir / PROMPT_NAME).exists():
+        if len(self.eval_examples) == len(self.dev_examples):
             return
-        best = read_prompt(self.run_dir / PROMPT_NAME).tensor.to(self.lm.device)
+        path = self.run_dir / PROMPT_NAME
+        saved = self.group.run_on_main(lambda: read_prompt(path).tensor if path.exists() else None)
+        if saved is None:
+            return
+        best = saved.to(self.lm.device)
         result = self._score(best, self.dev_examples, "final eval (whole dev set)")
         self.final_metrics = result.metrics
         self._log({"event": "final_eval", "step": self.state.step, "best_step": self.state.best_step,
@@ -291,13 +323,40 @@ class Trainer:
             if self._reporter is not None:
                 self._reporter.note(warning.message)
 
+    # ---------------------------------------------------------------- one update
+    def _local_examples(self, stream: ExampleStream, first: int) -> list[Example]:
+        """This rank's share of the global micro-batch starting at example `first`."""
+        assert self.config.batch_size is not None
+        return self.group.shard(stream.take(first, self.config.batch_size))
+
+    def _micro_batch_loss(self, batch) -> torch.Tensor:
+        """This rank's part of the loss: the mean target-token NLL of the global micro-batch,
+        divided by grad_accum_steps. Across ranks each sums its own tokens' NLL over the global
+        token count, so the parts (and their gradients) add up to the single process's."""
+        accum = self.config.grad_accum_steps
+        if not self.group.enabled:
+            return self.lm.loss(batch) / accum
+        tokens = self.group.sum(torch.tensor(float(batch.target_ids.numel()), device=self.lm.device))
+        return -self.lm.target_log_probs(batch).sum() / (tokens * accum)
+
+    def _sum_over_ranks(self, loss: float) -> float:
+        """Sum the prompt's gradient and the update's loss over ranks (a no-op in one process)."""
+        if not self.group.enabled:
+            return loss
+        weight = self.prompt.weight
+        if weight.grad is None:
+            weight.grad = torch.zeros_like(weight)
+        self.group.sum(weight.grad)
+        return float(self.group.sum(torch.tensor(loss, dtype=torch.float64, device=self.lm.device)).item())
+
     # ---------------------------------------------------------------- main loop
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.group.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
-        elif (self.run_dir / METRICS_NAME).exists():
+        elif self.group.is_main and (self.run_dir / METRICS_NAME).exists():
             (self.run_dir / METRICS_NAME).unlink()
         # resolved in __init__; the asserts tell the type checker
         assert cfg.max_steps is not None and cfg.batch_size is not None and cfg.eval_every is not None
@@ -320,13 +379,14 @@ class Trainer:
                 step_loss = 0.0
                 for micro in range(cfg.grad_accum_steps):
                     first = self.state.step * per_update + micro * cfg.batch_size
-                    examples = stream.take(first, cfg.batch_size)
+                    examples = self._local_examples(stream, first)
                     rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos,
                                            max_input_tokens=cfg.max_input_tokens) for ex in examples]
                     batch = self.lm.build_batch(rows, self.prompt.weight)
-                    loss = self.lm.loss(batch) / cfg.grad_accum_steps
+                    loss = self._micro_batch_loss(batch)
                     loss.backward()
                     step_loss += loss.item()
+                step_loss = self._sum_over_ranks(step_loss)
                 if not math.isfinite(step_loss):
                     raise SoftPromptError(
                         f"loss became {step_loss} at step {self.state.step + 1}: the learning rate "
@@ -370,6 +430,8 @@ class Trainer:
             settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
             run=self.run_info,
         )
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
-        atomic_write(self.run_dir / RESULT_NAME, lambda tmp: Path(tmp).write_text(text))
+        if self.group.is_main:
+            text = json.dumps(result.to_dict(), indent=2) + "\n"
+            atomic_write(self.run_dir / RESULT_NAME, lambda tmp: Path(tmp).write_text(text))
+        self.group.barrier()  # returning means the run folder is complete, on every rank
         return result
