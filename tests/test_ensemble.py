@@ -107,6 +107,17 @@ def test_evaluate_ensemble_reports_average_best_and_ensemble():
     assert d["combine"] == "vote"
 
 
+def test_compare_separate_times_one_pass_per_prompt_with_the_same_scores():
+    lm = tiny_llama()
+    task = ToyTask()
+    prompts = _prompts(lm)
+    res = evaluate_ensemble(lm, task, task.load("dev"), prompts, batch_size=3, compare_separate=True)
+    assert res.separate_seconds > 0
+    assert res.separate_max_diff < 1e-4  # each prompt alone scores as it does in the shared batch
+    assert res.to_dict()["separate_seconds"] == round(res.separate_seconds, 3)
+    assert evaluate_ensemble(lm, task, task.load("dev"), prompts, batch_size=3).separate_seconds is None
+
+
 def test_identical_prompts_ensemble_equals_the_single_prompt():
     lm = tiny_llama()
     task = ToyTask()

@@ -140,6 +140,7 @@ def ensemble(
     max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
     device: str = typer.Option("cpu", "--device"),
     json_out: Optional[Path] = typer.Option(None, "--json"),
+    compare_separate: bool = typer.Option(False, "--compare-separate", help="Also time N separate passes (one prompt each) and check they give the same scores."),
 ) -> None:
     """Prompt ensemble: N prompts scored in shared batches; average, best and majority-vote metrics."""
     from softprompt.core.prompt_file import read_prompt
@@ -155,12 +156,15 @@ def ensemble(
     task_obj.load(split)
     lm = _load(model, device, max_input_tokens)
     result = evaluate_ensemble_files(lm, task_obj, [str(p) for p in prompts], split, max_examples, batch_size,
-                                     cast(Any, combine))
+                                     cast(Any, combine), compare_separate=compare_separate)
     rows = [(str(p), m) for p, m in zip(prompts, result.per_prompt)]
     rows += [("average", result.average), (f"best ({prompts[result.best_index]})", result.best),
              (f"ensemble ({combine})", result.ensemble)]
     console.print(_metrics_table(f"prompt ensemble: {task_obj.name} / {split}, {len(result.predictions)} examples, "
                                  f"{len(prompts)} prompts in {result.seconds:.1f} s", rows))
+    if result.separate_seconds is not None:
+        console.print(f"{len(prompts)} separate passes: {result.separate_seconds:.1f} s "
+                      f"(shared pass {result.seconds:.1f} s); largest score difference {result.separate_max_diff:.1e}")
     _write_json(json_out, {**result.to_dict(), "split": split, "command": _command()})
 
 

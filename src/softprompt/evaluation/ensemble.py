@@ -51,6 +51,10 @@ class EnsembleResult:
     seconds: float
     combine: str = "vote"
     names: list[str] = field(default_factory=list)
+    # with compare_separate: the seconds of N separate passes (one prompt each) over the same examples,
+    # and the largest score difference between them and the shared pass
+    separate_seconds: float | None = None
+    separate_max_diff: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +62,8 @@ class EnsembleResult:
             "prompts": self.names, "per_prompt": self.per_prompt, "average": self.average,
             "best": self.best, "best_index": self.best_index, "ensemble": self.ensemble,
             "examples": len(self.predictions), "seconds": round(self.seconds, 3),
+            "separate_seconds": None if self.separate_seconds is None else round(self.separate_seconds, 3),
+            "separate_max_diff": self.separate_max_diff,
         }
 
 
@@ -129,6 +135,7 @@ def evaluate_ensemble(
     combine: Combine = "vote",
     names: Sequence[str] | None = None,
     max_input_tokens: int | Sequence[int | None] | None = None,
+    compare_separate: bool = False,
 ) -> EnsembleResult:
     """Score N prompts on `examples` in shared batches; report per-prompt, average, best
     and ensemble metrics."""
@@ -142,12 +149,23 @@ def evaluate_ensemble(
     average = {k: sum(m[k] for m in per_prompt) / len(per_prompt) for k in keys}
     best_index = max(range(len(per_prompt)), key=lambda k: per_prompt[k][task.primary_metric])
     predictions = combine_predictions(examples, scores, combine)
+    separate_seconds = separate_max_diff = None
+    if compare_separate:  # the cost the shared pass saves: each prompt in its own pass
+        limits = [max_input_tokens] * len(prompts) if max_input_tokens is None or isinstance(max_input_tokens, int) \
+            else list(max_input_tokens)
+        start = time.perf_counter()
+        alone = [batched_prompt_scores(lm, examples, [p], batch_size, max_input_tokens=limit)[0]
+                 for p, limit in zip(prompts, limits)]
+        separate_seconds = time.perf_counter() - start
+        separate_max_diff = max(abs(a - b) for sk, ak in zip(scores, alone) for si, ai in zip(sk, ak)
+                                for a, b in zip(si, ai))
     return EnsembleResult(
         task=task.name, primary_metric=task.primary_metric, per_prompt=per_prompt, average=average,
         best=per_prompt[best_index], best_index=best_index,
         ensemble=task.compute_metrics(predictions, examples), predictions=predictions,
         prompt_predictions=prompt_predictions, scores=scores, seconds=seconds, combine=combine,
         names=list(names) if names is not None else [f"prompt{k}" for k in range(len(prompts))],
+        separate_seconds=separate_seconds, separate_max_diff=separate_max_diff,
     )
 
 
@@ -159,6 +177,7 @@ def evaluate_ensemble_files(
     max_examples: int | None = None,
     batch_size: int = 8,
     combine: Combine = "vote",
+    compare_separate: bool = False,
 ) -> EnsembleResult:
     """evaluate_ensemble on saved prompt files (each checked to belong to `lm`)."""
     from softprompt.core.prompt_file import load_prompt
@@ -167,4 +186,5 @@ def evaluate_ensemble_files(
     examples = task.load(split)[:max_examples]
     return evaluate_ensemble(lm, task, examples, [s.tensor for s in saved], batch_size, combine,
                              names=[str(p) for p in prompt_paths],
-                             max_input_tokens=[s.metadata.input_tokens for s in saved])
+                             max_input_tokens=[s.metadata.input_tokens for s in saved],
+                             compare_separate=compare_separate)
