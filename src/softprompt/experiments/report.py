@@ -599,15 +599,15 @@ def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
     order = sorted(sized, key=lambda m: sized[m]["meta"]["parameters"])
     sizes = [sized[m]["meta"]["parameters"] / 1e6 for m in order]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for task in sorted(shared):
+    for t, task in enumerate(sorted(shared)):
         for key, style, label in (("design", ":", "prompt design"), ("defaults", "-", "prompt tuning"),
                                   ("model", "--", "model tuning")):
             values = [_primary(sized[m]["tasks"][task].get(key)) for m in order]
             ys = [y for y in values if y is not None]
             if len(ys) == len(order):
-                ax.plot(sizes, ys, style, marker="o", label=f"{task}: {label}")
-    ax.set_xscale("log")
+                ax.plot(sizes, ys, style, marker="o", color=f"C{t}", label=f"{task}: {label}")
     ax.set_xticks(sizes, [f"{m}\n{s:.0f}M" for m, s in zip(order, sizes)])
+    ax.margins(x=0.2)
     ax.set_xlabel("model (parameters)")
     ax.set_ylabel("primary metric (dev, %)")
     ax.set_title("scale: the same tasks on the two shipped models")
