@@ -25,3 +25,16 @@ def smollm2():
     from softprompt.core.loading import load_model
 
     return load_model("smollm2")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama (tiny.tiny_llama, seed 0) saved as a model folder, loadable by path
+    in another process (the CLI, torchrun workers, Ray replicas)."""
+    from tiny import tiny_llama
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    lm = tiny_llama()
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder

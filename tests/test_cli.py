@@ -4,18 +4,8 @@ import sys
 
 import pytest
 import torch
-from tiny import tiny_llama
 
 from softprompt.cli.main import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    lm = tiny_llama()
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    return folder
 
 
 def run(monkeypatch, capsys, *args):

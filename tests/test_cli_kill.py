@@ -9,20 +9,10 @@ import time
 
 import pytest
 import torch
-from tiny import tiny_llama
 
 from softprompt.core.prompt_file import read_prompt
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    lm = tiny_llama()
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _train(model_dir, data_dir, out, *extra):

@@ -240,15 +240,6 @@ def test_fsdp_sharded_frozen_model_makes_the_single_process_prompt(tmp_path, sin
 
 
 # ---------------------------------------------------------------------------- the CLI under torchrun
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    lm = tiny_llama()
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    return folder
-
-
 def _cli(model_dir, data_dir, out, *extra, processes=WORLD):
     """`softprompt train` under torchrun (batch 3: shares of 2 and 1), or as one plain process."""
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),

@@ -19,7 +19,6 @@ import torch
 
 pytest.importorskip("ray.serve")
 
-import tiny  # noqa: E402
 from serving_helpers import LABELS, TEXTS, fill_prompts_dir, make_client, prompt_bytes  # noqa: E402
 
 from softprompt.core.config import ConfigError  # noqa: E402
@@ -37,15 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-model")
-    lm = tiny.tiny_llama(0)
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
