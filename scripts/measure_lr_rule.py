@@ -3,17 +3,18 @@
 Adafactor without parameter scaling (the paper's setting) and Adam both move every prompt
 entry by about `lr` per update, whatever the gradient's size. So a step that suits one model
 is too large or too small for another whose token embeddings have a different spread. This
-script trains SST-2 prompts on each shipped model at learning rates that are fixed multiples
+script trains prompts (SST-2 by default; `--task` for others) on each shipped model at learning rates that are fixed multiples
 of the model's embedding standard deviation (as the model reads them: Gemma's sqrt(hidden)
 scaling included), and scores each prompt on rows held out from the *train* file (never dev).
 
     python scripts/measure_lr_rule.py                # writes reports/lr_rule.{json,md}
 
     python scripts/measure_lr_rule.py --append --models smollm2 --multiples 0.2 --seed 1
+    python scripts/measure_lr_rule.py --append --task rte --models gemma3-270m --steps 150 --held-out 200
     python scripts/measure_lr_rule.py --table-only   # rewrite the table from the record
 
-The multiple with the best mean held-out accuracy over every model and seed becomes the
-default rule (softprompt.training.defaults.LR_PER_EMBEDDING_STD; a test checks they agree).
+The multiple with the best mean held-out accuracy, among the multiples measured on every task in
+the record, over every task, model and seed, becomes the default rule (softprompt.training.defaults.LR_PER_EMBEDDING_STD; a test checks they agree).
 """
 from __future__ import annotations
 
@@ -26,21 +27,24 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 import softprompt as sp
 from softprompt.core.config import PromptConfig, TrainConfig
-from softprompt.core.prompt import SoftPrompt
-from softprompt.training.defaults import choose_lr_multiple, embedding_std
+from softprompt.core.prompt import SoftPrompt, default_init
+from softprompt.fileio import atomic_write
+from softprompt.training.defaults import choose_lr_multiple, comparable_multiples, embedding_std, task_of
 from softprompt.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(model: str, multiples: list[float], steps: int, held_out: int, data_dir: str, seed: int) -> list[dict]:
-    lm = sp.load_model(model, max_input_tokens=96)
-    task = sp.get_task("sst2", data_dir=data_dir)
+def run(model: str, task_name: str, multiples: list[float], steps: int, held_out: int, data_dir: str, seed: int,
+        max_input_tokens: int, save: Callable[[dict], None]) -> list[dict]:
+    lm = sp.load_model(model)
+    task = sp.get_task(task_name, data_dir=data_dir)
     rows = task.load("train")
     train, test = rows[:-held_out], rows[-held_out:]
     std = embedding_std(lm)
@@ -48,17 +52,19 @@ def run(model: str, multiples: list[float], steps: int, held_out: int, data_dir:
     for multiple in multiples:
         lr = multiple * std
         config = TrainConfig(learning_rate=lr, batch_size=8, max_steps=steps, eval_every=steps, log_every=5,
-                             max_input_tokens=96, eval_batch_size=32, seed=seed)
-        prompt = SoftPrompt.initialise(lm, PromptConfig(length=20, init="class-label"), task.label_words, seed=seed)
+                             max_input_tokens=max_input_tokens, eval_batch_size=32, seed=seed)
+        init = default_init(task.label_words)
+        prompt = SoftPrompt.initialise(lm, PromptConfig(length=20, init=init), task.label_words, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            Trainer(lm, prompt, task, train, test, config, tmp, init_name="class-label",
+            Trainer(lm, prompt, task, train, test, config, tmp, init_name=init,
                     show_progress=False).train()
             seconds = time.perf_counter() - start
             log = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
         losses = [r["loss"] for r in log if r["event"] == "train"]
         evals = [r for r in log if r["event"] == "eval"]
         record = {
+            "task": task_name, "init": init, "max_input_tokens": max_input_tokens, "held_out": held_out,
             "model": model, "embedding_std": round(std, 5), "multiple": multiple, "seed": seed, "learning_rate": lr,
             "steps": steps, "held_out_accuracy_before": evals[0]["metrics"]["accuracy"],
             "held_out_accuracy_after": evals[-1]["metrics"]["accuracy"],
@@ -66,42 +72,47 @@ def run(model: str, multiples: list[float], steps: int, held_out: int, data_dir:
             "loss_max_block": max(losses), "seconds": round(seconds, 1),
         }
         print(json.dumps(record), flush=True)
+        save(record)
         out.append(record)
     return out
 
 
 def by_multiple(records: list[dict]) -> dict[float, list[float]]:
+    """Held-out accuracies per multiple, for the multiples measured on every task."""
     out: dict[float, list[float]] = {}
     for r in records:
         out.setdefault(r["multiple"], []).append(r["held_out_accuracy_after"])
-    return dict(sorted(out.items()))
+    return {m: out[m] for m in comparable_multiples(records)}
 
 
 def write_table(records: list[dict], meta: dict, path: Path) -> None:
     lines = [
-        "# Learning rate vs embedding scale (prompt tuning, SST-2)",
+        "# Learning rate vs embedding scale (prompt tuning)",
         "",
         f"Generated by `{meta['command']}` on {meta['date']} ({meta['machine']}); "
         f"record: `reports/lr_rule.json`.",
         "",
-        f"Adafactor (the paper's settings otherwise), class-label init, p = 20, batch 8, {meta['steps']} updates, "
-        f"inputs cut to 96 tokens. Scored on the last {meta['held_out']} rows of SST-2 *train* (held out "
-        "from training; dev is never used). lr = multiple x embedding std; loss = mean train loss of a "
-        "block of 5 updates.",
+        "Adafactor (the paper's settings otherwise), the task's default init (class-label where it has label "
+        "words), p = 20, batch 8, the updates and input cut given per row. Scored on the last `held out` rows of "
+        "the task's *train* file (held out from training; dev is never used). lr = multiple x embedding std; "
+        "loss = mean train loss of a block of 5 updates.",
         "",
-        "| model | embedding std | multiple | seed | lr | held-out acc. before | after | loss first block | "
-        "loss last 10 updates | worst block |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | model | updates | input cut | held out | embedding std | multiple | seed | lr | "
+        "held-out acc. before | after | loss first block | loss last 10 updates | worst block |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(records, key=lambda r: (r["model"], r["multiple"], r.get("seed", 0))):
+    for r in sorted(records, key=lambda r: (task_of(r), r["model"], r["multiple"], r.get("seed", 0))):
         lines.append(
-            f"| {r['model']} | {r['embedding_std']:.4f} | {r['multiple']} | {r.get('seed', 0)} | {r['learning_rate']:.4g} | "
+            f"| {task_of(r)} | {r['model']} | {r['steps']} | {r.get('max_input_tokens', 96)} | "
+            f"{r.get('held_out', meta.get('held_out', 300))} | "
+            f"{r['embedding_std']:.4f} | {r['multiple']} | {r.get('seed', 0)} | {r['learning_rate']:.4g} | "
             f"{r['held_out_accuracy_before']:.1f} | {r['held_out_accuracy_after']:.1f} | "
             f"{r['loss_first_5_updates']:.3f} | {r['loss_last_10_updates']:.3f} | {r['loss_max_block']:.3f} |"
         )
     lines += [
         "",
-        "Per multiple, over every model and seed above (held-out accuracy after training):",
+        "Per multiple measured on every task above, over every task, model and seed (held-out accuracy "
+        "after training):",
         "",
         "| multiple | runs | mean | worst |",
         "|---|---|---|---|",
@@ -116,6 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["smollm2", "gemma3-270m"])
     parser.add_argument("--multiples", nargs="+", type=float, default=[0.05, 0.2, 0.8, 3.2])
+    parser.add_argument("--task", default="sst2")
+    parser.add_argument("--max-input-tokens", type=int, default=96)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -131,24 +144,29 @@ def main() -> None:
         write_table(record["runs"], record["meta"], out.with_suffix(".md"))
         return
     torch.manual_seed(args.seed)
-    records = [r for m in args.models for r in run(m, args.multiples, args.steps, args.held_out, args.data_dir,
-                                                    args.seed)]
-    command = "python scripts/measure_lr_rule.py"
+    command = " ".join(["python scripts/measure_lr_rule.py", *sys.argv[1:]])
+    records: list[dict] = []
     if args.append and out.with_suffix(".json").is_file():
         old = json.loads(out.with_suffix(".json").read_text())
-        key = lambda r: (r["model"], r["multiple"], r.get("seed", 0))  # noqa: E731
-        new_keys = {key(r) for r in records}
-        records = [r for r in old["runs"] if key(r) not in new_keys] + records
-        command = old["meta"]["command"] + "; " + " ".join(["python scripts/measure_lr_rule.py", *sys.argv[1:]])
+        records, command = old["runs"], old["meta"]["command"] + "; " + command
     meta = {
         "command": command,
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-        "steps": args.steps, "held_out": args.held_out,
     }
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "runs": records}, indent=2) + "\n")
-    write_table(records, meta, out.with_suffix(".md"))
 
+    def save(new: dict) -> None:
+        """Record each run the moment it ends (a killed sweep keeps what it measured); a rerun of the
+        same task, model, multiple and seed replaces the old one."""
+        key = lambda r: (task_of(r), r["model"], r["multiple"], r.get("seed", 0))  # noqa: E731
+        records[:] = [r for r in records if key(r) != key(new)] + [new]
+        atomic_write(out.with_suffix(".json"),
+                     lambda tmp: Path(tmp).write_text(json.dumps({"meta": meta, "runs": records}, indent=2) + "\n"))
+        write_table(records, meta, out.with_suffix(".md"))
+
+    for model in args.models:
+        run(model, args.task, args.multiples, args.steps, args.held_out, args.data_dir, args.seed,
+            args.max_input_tokens, save)
 
 if __name__ == "__main__":
     main()

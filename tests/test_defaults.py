@@ -14,6 +14,7 @@ from softprompt.training.defaults import (
     CPU_PROFILE,
     LR_PER_EMBEDDING_STD,
     choose_lr_multiple,
+    comparable_multiples,
     embedding_std,
     resolve_settings,
 )
@@ -195,3 +196,11 @@ def test_training_without_a_terminal_prints_plain_progress_lines(tmp_path, capsy
     assert "[train] 8/8 steps (100%) loss " in err
     assert "| eta 0s" in err
     assert "[eval step 0] 12/12 examples (100%)" in err
+
+
+def test_the_lr_rule_only_weighs_multiples_measured_on_every_task():
+    runs = [{"task": "sst2", "multiple": 0.1, "held_out_accuracy_after": 90},
+            {"multiple": 0.05, "held_out_accuracy_after": 80},  # recorded before `task` was: SST-2
+            {"task": "rte", "multiple": 0.05, "held_out_accuracy_after": 60}]
+    assert comparable_multiples(runs) == [0.05]
+    assert choose_lr_multiple(runs) == 0.05

@@ -47,7 +47,10 @@ def _metrics_table(title: str, rows: Sequence[tuple[str, dict | None]]) -> Table
 
 def _write_json(path: Optional[Path], payload: dict) -> None:
     if path is not None:
-        path.write_text(json.dumps(payload, indent=2, default=str))
+        from softprompt.fileio import atomic_write
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2, default=str) + "\n"))
         console.print(f"wrote {path}", markup=False)
 
 
@@ -276,6 +279,12 @@ def report_build(
     lr_check_dir: Path = typer.Option(Path("reports/model_lr_check"), "--lr-checks",
                                       help="--detailed: folder of model-tune --json outputs shown as the learning-rate check (if present)."),
     notes: Path = typer.Option(Path("reports/notes.md"), "--notes", help="--detailed: free text placed after the table (if present)."),
+    ablation_dir: Path = typer.Option(Path("reports/ablation"), "--ablations",
+                                      help="Folder of `ablate` records drawn into the report (if present)."),
+    ensemble_dir: Path = typer.Option(Path("reports/ensembles"), "--ensembles",
+                                      help="Folder of `ensemble --json` records shown in the report (if present)."),
+    transfer_dir: Path = typer.Option(Path("reports/transfer"), "--transfers",
+                                      help="Folder of `transfer --json` records shown in the report (if present)."),
 ) -> None:
     """Regenerate the Markdown report from the results JSON(s)."""
     from softprompt.experiments.report import write_report, write_summary
@@ -285,7 +294,7 @@ def report_build(
             raise SoftPromptError("--detailed takes one --results file")
         write_report(results[0], out, lr_check_dir, notes)
     else:
-        write_summary([r for r in results if r.is_file()] or results, out)
+        write_summary([r for r in results if r.is_file()] or results, out, ablation_dir, ensemble_dir, transfer_dir)
     console.print(f"wrote {out}", markup=False)
 
 
@@ -304,6 +313,36 @@ def main() -> None:
         err.show()
         sys.exit(err.exit_code)
 
+
+
+@experiments_app.command("ablate")
+def ablate(
+    task: str = typer.Option(..., "--task", "-t", help="Task name."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    lengths: List[int] = typer.Option([1, 5, 20, 100], "--length", "-p", help="Prompt lengths (repeat the option)."),
+    inits: List[str] = typer.Option(["random-uniform", "sampled-vocab", "class-label"], "--init",
+                                    help="Inits (repeat the option)."),
+    seeds: List[int] = typer.Option([0], "--seed", help="Seeds (repeat the option)."),
+    steps: int = typer.Option(150, "--steps", help="Updates per run."),
+    max_dev: int = typer.Option(300, "--max-dev", help="Score on the first N dev examples."),
+    max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
+    out: Path = typer.Option(Path("reports/ablation"), "--out", help="Folder of the records (<model>-<task>.json)."),
+    runs_dir: Path = typer.Option(Path("runs/ablation"), "--runs-dir", help="Where each cell's run folder goes."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_HELP),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Prompt length x init (the paper's Figure 3): one run per cell, resumable; `report-build` draws it."""
+    from softprompt.experiments.ablation import AblationSettings, record_path, run_ablation
+
+    settings = AblationSettings(lengths=tuple(lengths), inits=tuple(inits), seeds=tuple(seeds), steps=steps,
+                                max_dev=max_dev, max_input_tokens=max_input_tokens)
+    task_obj = _task(task, data_dir)
+    if "class-label" in settings.inits and not task_obj.label_words:
+        raise SoftPromptError(f"--init class-label: task {task!r} has no label words (its options are per example)")
+    lm = _load(model, device)
+    run_ablation(lm, task_obj, model, settings, out, runs_dir, command=_command(),
+                 log=lambda msg: err_console.print(msg, markup=False, highlight=False))
+    console.print(f"record in {record_path(out, model, task)}", markup=False)
 
 
 @experiments_app.command("interpret")

@@ -618,9 +618,15 @@ def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
     return out
 
 
-def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md") -> Path:
+def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md",
+                  ablation_dir: str | Path | None = None, ensemble_dir: str | Path | None = None,
+                  transfer_dir: str | Path | None = None) -> Path:
     """The per-model summary report from one results file per model (each file's meta names its model),
-    with its figures (reports/figures/results_summary.png, and results_scale.png once two models share a task)."""
+    with its figures (reports/figures/results_summary.png, and results_scale.png once two models share a task),
+    then the studies whose records exist (the length x init ablation, ensembles, transfer)."""
+    from softprompt.experiments.ablation import ablation_figure, ablation_section, figure_name, load_records
+    from softprompt.experiments.study_sections import ensemble_section, load_json_records, transfer_section
+
     by_model: dict[str, dict] = {}
     for path in results_paths:
         results = load_results(path)
@@ -634,5 +640,16 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
     if scale_figure(by_model, figures / "results_scale.png") is not None:
         text += "\n![scale](figures/results_scale.png)\n"
     text += "\nResults files: " + ", ".join(f"`{p}`" for p in results_paths) + ".\n"
+    ablations = [r for r in load_records(ablation_dir) if r.get("cells")] if ablation_dir else []
+    if ablations:
+        for record in ablations:
+            ablation_figure(record, figures / figure_name(record))
+        text += "\n" + ablation_section(ablations)
+    ensembles = load_json_records(ensemble_dir)
+    if ensembles:
+        text += "\n" + ensemble_section(ensembles)
+    transfers = load_json_records(transfer_dir)
+    if transfers:
+        text += "\n" + transfer_section(transfers)
     atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text))
     return Path(out)

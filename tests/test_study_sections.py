@@ -1,0 +1,33 @@
+"""The ensemble and transfer sections of the report: every number from the JSON records."""
+import json
+
+import pytest
+
+from softprompt.errors import SoftPromptError
+from softprompt.experiments.study_sections import ensemble_section, load_json_records, transfer_section
+
+
+def test_sections_show_the_recorded_numbers(tmp_path):
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "sst2.json").write_text(json.dumps({
+        "task": "sst2", "primary_metric": "accuracy", "per_prompt": [{"accuracy": 80.0}, {"accuracy": 84.5}],
+        "average": {"accuracy": 82.25}, "best": {"accuracy": 84.5}, "ensemble": {"accuracy": 85.0}, "examples": 300,
+        "seconds": 12.34, "separate_seconds": 20.0, "prompts": ["a.safetensors", "b.safetensors"],
+        "command": "softprompt experiment ensemble a b"}))
+    (tmp_path / "tr").mkdir()
+    (tmp_path / "tr" / "mrpc-qqp.json").write_text(json.dumps({
+        "source": "mrpc", "target": "qqp", "primary_metric": "accuracy", "metrics": {"accuracy": 61.0},
+        "source_dev_metric": {"metrics": {"accuracy": 70.1}}, "examples": 500, "prompt": "p.safetensors",
+        "command": "softprompt experiment transfer p --target qqp"}))
+    ens = ensemble_section(load_json_records(tmp_path / "ens"))
+    assert "| sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
+    assert "softprompt experiment ensemble a b" in ens
+    tr = transfer_section(load_json_records(tmp_path / "tr"))
+    assert "| mrpc -> qqp | accuracy | 70.1 | 61.0 | 500 | `p.safetensors` |" in tr
+    assert load_json_records(tmp_path / "missing") == []
+
+
+def test_a_broken_record_names_its_file(tmp_path):
+    (tmp_path / "x.json").write_text("{")
+    with pytest.raises(SoftPromptError, match="x.json"):
+        load_json_records(tmp_path)
