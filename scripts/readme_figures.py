@@ -4,7 +4,9 @@
     python scripts/readme_figures.py --check    # exit 1 if README.md is not what the records give
 
 Blocks: the main job (from `reports/main_job/`, the run folder's result.json and metrics.jsonl,
-copied there after running the README's main-job command) and the benchmarks (from the tables
+copied there after running the README's main-job command), the own-task example (the same two
+files of `softprompt train --task examples/own_task/nli.yaml`, in `reports/own_task/nli/`) and the
+benchmarks (from the tables
 the benchmark scripts write under `benchmarks/`). Nothing here is typed by hand.
 """
 from __future__ import annotations
@@ -20,6 +22,8 @@ RECORD = ROOT / "reports" / "main_job"
 START, END = "<!-- main-job:start -->", "<!-- main-job:end -->"
 BENCH_START, BENCH_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 BENCH = ROOT / "benchmarks"
+OWN_TASK = ROOT / "reports" / "own_task" / "nli"
+OWN_START, OWN_END = "<!-- own-task:start -->", "<!-- own-task:end -->"
 
 
 def md_table(path: Path, first_column: str) -> list[dict[str, str]]:
@@ -87,12 +91,11 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s"
 
 
-def main_job_text(record: Path = RECORD) -> str:
+def main_job_text(record: Path = RECORD, task: str = "SST-2", metric: str = "accuracy") -> str:
     result = json.loads((record / "result.json").read_text())
     log = [json.loads(line) for line in (record / "metrics.jsonl").read_text().splitlines() if line.strip()]
     settings, run = result["settings"], result["run"]
     train, sources = settings["train"], settings["sources"]
-    metric = "accuracy"
     before = result["initial_metrics"][metric]
     after = (result["final_metrics"] or result["best_metrics"])[metric]
     dev_examples = next(r.get("full_examples", r["examples"]) for r in log if r["event"] == "eval")
@@ -103,8 +106,8 @@ def main_job_text(record: Path = RECORD) -> str:
     wall = run["model_load_seconds"] + result["seconds"]
     return (
         f"Measured with that command ({run['started'][:10]}, {machine['cpus']}-core {machine['processor']} CPU, "
-        f"torch {machine['torch']}; record: `reports/main_job/`): SST-2 dev accuracy **{before:.1f}% before "
-        f"training -> {after:.1f}% after** ({dev_examples} dev examples), {result['steps']} updates of batch "
+        f"torch {machine['torch']}; record: `{record.relative_to(ROOT)}/`): {task} dev {metric} **{before:.1f} before "
+        f"training -> {after:.1f} after** ({dev_examples} dev examples), {result['steps']} updates of batch "
         f"{train['batch_size']} with a {length}-token prompt and lr {train['learning_rate']:g} "
         f"({sources['learning_rate']}); best prompt at update {result['best_step']}. "
         f"{_minutes(wall)} wall: model load {run['model_load_seconds']:.0f} s, training and "
@@ -128,6 +131,7 @@ def main() -> None:
     readme = path.read_text()
     new = render(readme, main_job_text())
     new = render(new, benchmarks_text(), BENCH_START, BENCH_END)
+    new = render(new, main_job_text(OWN_TASK, "nli (the CB files)", "macro_f1"), OWN_START, OWN_END)
     if args.check:
         sys.exit(0 if new == readme else 1)
     path.write_text(new)

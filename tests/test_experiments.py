@@ -470,3 +470,19 @@ def test_summary_writes_its_figures_and_the_scale_figure_once_two_models_share_a
     out = write_summary([small, large], tmp_path / "reports" / "results.md")
     assert "figures/results_scale.png" in out.read_text()
     assert (tmp_path / "reports" / "figures" / "results_scale.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_scale_section_orders_models_by_size_and_computes_the_gap():
+    from softprompt.experiments.report import scale_section
+
+    def results(params, design, tuned, model):
+        rec = {"design": {"primary": design}, "defaults": {"primary": tuned}}
+        if model is not None:
+            rec["model"] = {"primary": model, "steps": 300}
+        return {"meta": {"parameters": params}, "tasks": {"sst2": rec, "only-here": rec}}
+
+    text = scale_section({"big": results(270e6, 60.0, 89.5, 91.0), "small": results(135e6, 68.0, 86.0, 90.0)})
+    rows = [line for line in text.splitlines() if line.startswith("| sst2")]
+    assert rows == ["| sst2 | small | 135M | 68.0 | 86.0 | 90.0 (300) | +4.0 |",
+                    "| sst2 | big | 270M | 60.0 | 89.5 | 91.0 (300) | +1.5 |"]
+    assert scale_section({"one": results(1e6, 1.0, 2.0, None)}) == ""

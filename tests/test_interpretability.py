@@ -48,11 +48,23 @@ def test_report_writes_table_records_and_a_figure_per_prompt(tmp_path):
                       tmp_path / "reports" / "figures", "softprompt experiments interpret p.safetensors")
     text = md.read_text()
     assert "| tiny-llama | toy | class-label | 3 | 2 of 2 |" in text
-    assert "](figures/interpretability_tiny-llama_toy_class-label.png)" in text
-    figure = tmp_path / "reports" / "figures" / "interpretability_tiny-llama_toy_class-label.png"
+    assert "](figures/interpretability_tiny-llama_toy_class-label_p3.png)" in text
+    figure = tmp_path / "reports" / "figures" / "interpretability_tiny-llama_toy_class-label_p3.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((tmp_path / "reports" / "interpretability.json").read_text())
     assert record["prompts"][0]["label_rows_keeping_a_label"] == 2
+
+
+def test_two_prompts_alike_in_model_task_init_and_length_keep_one_figure_each(tmp_path):
+    lm = tiny_llama()
+    for k in (1, 2):
+        start = SoftPrompt.initialise(lm, PromptConfig(length=3, init="class-label"), LABELS, seed=k).weight.detach()
+        _save(lm, tmp_path / f"p{k}.safetensors", start)
+    analyses = [analyse_prompt(lm, tmp_path / f"p{k}.safetensors") for k in (1, 2)]
+    text = write_report(analyses, tmp_path, tmp_path / "figures", "cmd").read_text()
+    assert "](figures/interpretability_tiny-llama_toy_class-label_p3.png)" in text
+    assert "](figures/interpretability_tiny-llama_toy_class-label_p3-2.png)" in text
+    assert (tmp_path / "figures" / "interpretability_tiny-llama_toy_class-label_p3-2.png").is_file()
 
 
 def pytest_approx(value):

@@ -17,13 +17,13 @@ def test_sections_show_the_recorded_numbers(tmp_path):
     (tmp_path / "tr").mkdir()
     (tmp_path / "tr" / "mrpc-qqp.json").write_text(json.dumps({
         "source": "mrpc", "target": "qqp", "primary_metric": "accuracy", "metrics": {"accuracy": 61.0},
-        "source_dev_metric": {"metrics": {"accuracy": 70.1}}, "examples": 500, "prompt": "p.safetensors",
+        "source_dev_metric": {"metrics": {"accuracy": 70.1}, "step": 300}, "examples": 500, "prompt": "p.safetensors",
         "command": "softprompt experiment transfer p --target qqp"}))
     ens = ensemble_section(load_json_records(tmp_path / "ens"))
     assert "| sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
     assert "softprompt experiment ensemble a b" in ens
     tr = transfer_section(load_json_records(tmp_path / "tr"))
-    assert "| mrpc -> qqp | accuracy | 70.1 | 61.0 | 500 | `p.safetensors` |" in tr
+    assert "| mrpc -> qqp | accuracy | 70.1 | 300 | 61.0 | 500 | `p.safetensors` |" in tr
     assert load_json_records(tmp_path / "missing") == []
 
 

@@ -139,8 +139,17 @@ def _cell(token: str) -> str:
     return "`" + shown.replace("`", "'").replace("|", "\\|") + "`"
 
 
-def figure_name(analysis: PromptAnalysis) -> str:
-    return f"interpretability_{analysis.model}_{analysis.task}_{analysis.init}.png".replace("/", "-")
+def figure_name(analysis: PromptAnalysis, taken: set[str] | None = None) -> str:
+    """interpretability_<model>_<task>_<init>_p<length>.png; a name already in `taken` (two prompts
+    alike in all four, e.g. two seeds) gets -2, -3, ... so no figure overwrites another."""
+    stem = f"interpretability_{analysis.model}_{analysis.task}_{analysis.init}_p{analysis.length}".replace("/", "-")
+    name, k = f"{stem}.png", 1
+    while taken is not None and name in taken:
+        k += 1
+        name = f"{stem}-{k}.png"
+    if taken is not None:
+        taken.add(name)
+    return name
 
 
 def write_report(analyses: Sequence[PromptAnalysis], out_dir: str | Path, figures_dir: str | Path,
@@ -166,8 +175,9 @@ def write_report(analyses: Sequence[PromptAnalysis], out_dir: str | Path, figure
         init_cos = f"{sum(a.init_cosine) / len(a.init_cosine):.3f}" if a.init_cosine else "-"
         lines.append(f"| {a.model} | {a.task} | {a.init} | {a.length} | {kept} | {a.rows_with_a_label} of {a.length} | "
                      f"{a.mean_top1_cosine:.3f} | {init_cos} | {a.mean_offdiagonal_similarity:.3f} |")
+    taken: set[str] = set()
     for a in analyses:
-        figure = figures / figure_name(a)
+        figure = figures / figure_name(a, taken)
         _figure(a, figure)
         rel = Path(os.path.relpath(figure, out))
         lines += ["", f"## {a.model} / {a.task} ({a.init}, `{a.prompt_path}`)", "", f"![{a.task}]({rel.as_posix()})", "",

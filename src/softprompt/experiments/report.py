@@ -618,6 +618,33 @@ def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
     return out
 
 
+def scale_section(results_by_model: dict[str, dict]) -> str:
+    """The paper's Figure 1 as a table: per task measured on two or more models (smallest first),
+    zero-shot design, prompt tuning with the defaults, model tuning, and the gap model tuning minus
+    prompt tuning; '' when no task is shared."""
+    sized = {m: r for m, r in results_by_model.items() if r.get("meta", {}).get("parameters")}
+    shared = sorted(set.intersection(*(set(r.get("tasks", {})) for r in sized.values()))) if len(sized) >= 2 else []
+    if not shared:
+        return ""
+    order = sorted(sized, key=lambda m: sized[m]["meta"]["parameters"])
+    lines = ["## Scale (the paper's Figure 1 at two sizes)", "",
+             "Primary metric on the dev examples of the table above; gap = model tuning minus prompt tuning "
+             "(the paper: it shrinks as models grow). Model tuning: every weight, AdamW, the updates and batch "
+             "in its record.", "",
+             "| task | model | parameters | prompt design | prompt tuning | model tuning (updates) | gap |",
+             "|---|---|---|---|---|---|---|"]
+    for task in shared:
+        for m in order:
+            rec = sized[m]["tasks"][task]
+            design, tuned, model = (_primary(rec.get(k)) for k in ("design", "defaults", "model"))
+            cell = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+            gap = "-" if model is None or tuned is None else f"{model - tuned:+.1f}"
+            steps = f" ({rec['model'].get('steps')})" if rec.get("model") else ""
+            lines.append(f"| {task} | {m} | {sized[m]['meta']['parameters'] / 1e6:.0f}M | {cell(design)} | "
+                         f"{cell(tuned)} | {cell(model)}{steps} | {gap} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md",
                   ablation_dir: str | Path | None = None, ensemble_dir: str | Path | None = None,
                   transfer_dir: str | Path | None = None) -> Path:
@@ -638,7 +665,7 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
     text += "\n![baselines vs prompt tuning](figures/results_summary.png)\n"
     summary_figure(by_model, figures / "results_summary.png")
     if scale_figure(by_model, figures / "results_scale.png") is not None:
-        text += "\n![scale](figures/results_scale.png)\n"
+        text += "\n" + scale_section(by_model) + "\n![scale](figures/results_scale.png)\n"
     text += "\nResults files: " + ", ".join(f"`{p}`" for p in results_paths) + ".\n"
     ablations = [r for r in load_records(ablation_dir) if r.get("cells")] if ablation_dir else []
     if ablations:

@@ -57,15 +57,17 @@ def transfer_section(records: Sequence[dict]) -> str:
     zero-shot score on the target task."""
     lines = ["## Domain transfer (the paper's Tables 1 and 2)", "",
              "A prompt trained on the source task, scored zero-shot on the target task (same label words, the "
-             "source's input format). In-domain: the same prompt on the source task's dev set, as its run "
-             "recorded it.", "",
-             "| source -> target | metric | in-domain (source dev) | zero-shot on target | target examples | "
-             "prompt | record |",
-             "|---|---|---|---|---|---|---|"]
+             "source's input format). In-domain: the score the prompt's own run recorded for it on the source "
+             "task's dev set (on the run's dev subset when its evaluations used one); saved at update: the update "
+             "whose prompt the run kept (0: training never beat the initial prompt on dev).", "",
+             "| source -> target | metric | in-domain (source dev) | saved at update | zero-shot on target | "
+             "target examples | prompt | record |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in records:
         m = r["primary_metric"]
         source_dev = (r.get("source_dev_metric") or {}).get("metrics")
-        lines.append(f"| {r['source']} -> {r['target']} | {m} | {_metric(source_dev, m)} | "
+        step = (r.get("source_dev_metric") or {}).get("step", "-")
+        lines.append(f"| {r['source']} -> {r['target']} | {m} | {_metric(source_dev, m)} | {step} | "
                      f"{_metric(r['metrics'], m)} | {r['examples']} | `{r['prompt']}` | `{r['_file']}` |")
     lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in records]
     return "\n".join(lines) + "\n"
