@@ -135,3 +135,21 @@ def test_activation_checkpointing_run_matches_plain_run(tmp_path):
     ckpt.train()
     torch.testing.assert_close(ckpt.prompt.weight, plain.prompt.weight, atol=1e-5, rtol=1e-4)
     assert not any(getattr(m, "gradient_checkpointing", False) for m in lm.model.modules())  # switched off after
+
+
+def test_a_run_whose_best_prompt_is_the_untrained_one_says_so(tmp_path):
+    from tiny import ToyTask, tiny_llama
+
+    from softprompt.core.config import PromptConfig, TrainConfig
+    from softprompt.core.prompt import SoftPrompt
+    from softprompt.training.trainer import Trainer
+
+    lm, task = tiny_llama(), ToyTask()
+    config = TrainConfig(learning_rate=1e-12, batch_size=4, max_steps=4, eval_every=2, eval_batch_size=4, seed=0)
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=2, init="class-label"), task.label_words, seed=0)
+    result = Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, tmp_path / "run",
+                     init_name="class-label", show_progress=False).train()
+    assert result.best_step == 0
+    assert any("best at update 0 of 4" in w for w in result.warnings or [])
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in logged if r["event"] == "warning"] == ["no_gain"]

@@ -315,6 +315,18 @@ class Trainer:
                    "metrics": result.metrics, "examples": len(self.dev_examples),
                    "seconds": round(result.seconds, 3)})
 
+    def _warn_if_nothing_beat_the_start(self) -> None:
+        """The kept prompt is the untrained one: the run learned nothing dev can see, which a
+        summary that only prints the best score would hide."""
+        if self.state.best_step != 0 or self.state.step == 0 or "no_gain" in self.loss_watch.warned:
+            return
+        message = (f"no evaluation after training beat the initial prompt (best at update 0 of {self.state.step}): "
+                   "the saved prompt is the untrained one; try more updates (--steps), a longer prompt "
+                   "(--prompt-length) or other label words")
+        self.loss_watch.warned.add("no_gain")
+        self.warnings.append(message)
+        self._log({"event": "warning", "step": self.state.step, "kind": "no_gain", "message": message})
+
     def _watch_loss(self, block_loss: float) -> None:
         warning = self.loss_watch.observe(self.state.step, block_loss)
         if warning is not None:
@@ -417,6 +429,7 @@ class Trainer:
         self._reporter = None
         if has_dev:
             self._final_evaluation()
+            self._warn_if_nothing_beat_the_start()
 
         seconds = time.perf_counter() - start_time
         self.lm.set_activation_checkpointing(0)
