@@ -78,7 +78,7 @@ def test_a_killed_grid_resumes_at_the_next_cell_and_refuses_another_budget(tmp_p
 
 def test_summary_table_and_figure(tmp_path):
     record = {"meta": {"model": "m", "task": "t", "primary_metric": "accuracy", "dev_examples": 10, "dev_total": 20,
-                       "settings": {"steps": 5, "seeds": [0, 1], "inits": ["random-uniform", "class-label"]},
+                       "settings": {"steps": 5},
                        "commands": ["cmd x"]},
               "cells": {}}
     for init, base in (("random-uniform", 50.0), ("class-label", 70.0)):

@@ -1,7 +1,8 @@
 """Prompt length x initialisation (the paper's Figure 3), sized for a CPU.
 
     python -m softprompt.cli.experiments ablate --task sst2 --model smollm2 \\
-        --lengths 1 5 20 100 --inits random-uniform sampled-vocab class-label --seeds 0 --steps 150 --max-dev 300
+        -p 1 -p 5 -p 20 -p 100 --init random-uniform --init sampled-vocab --init class-label --seed 0 \\
+        --steps 150 --max-dev 300
 
 One run per (prompt length, init, seed): the library's defaults for the model and device (optimizer,
 lr rule, batch) except the length and the init, a fixed number of updates, and no dev evaluation
@@ -109,13 +110,11 @@ def run_ablation(
     train = task.load("train")
     dev_all = task.load("dev")
     dev = dev_all[: settings.max_dev]
-    commands = list(dict.fromkeys([*record.get("meta", {}).get("commands", []), command] if command else
-                                  record.get("meta", {}).get("commands", [])))
+    commands = list(dict.fromkeys([*record.get("meta", {}).get("commands", []), *([command] if command else [])]))
     record["meta"] = {
         "model": model_name, "task": task.name, "primary_metric": task.primary_metric,
-        "settings": {**asdict(settings), "lengths": sorted({*settings.lengths, *(old or {}).get("lengths", [])}),
-                     "inits": list(dict.fromkeys([*(old or {}).get("inits", []), *settings.inits])),
-                     "seeds": sorted({*settings.seeds, *(old or {}).get("seeds", [])})},
+        # the budget every cell shares; the grid's lengths, inits and seeds are read from the cells
+        "settings": budget,
         "dev_examples": len(dev), "dev_total": len(dev_all), "train_examples": len(train),
         "parameters": sum(p.numel() for p in lm.model.parameters()),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
@@ -195,7 +194,7 @@ def ablation_figure(record: dict, out: Path) -> Path:
     for cell in record["cells"].values():
         before.setdefault(cell["init"], {}).setdefault(cell["length"], []).append(cell["primary_initial"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for k, init in enumerate(i for i in meta["settings"]["inits"] if i in stats):
+    for k, init in enumerate(i for i in ABLATION_INITS if i in stats):
         lengths = list(stats[init])
         means = [stats[init][p]["mean"] for p in lengths]
         spread = [[m - stats[init][p]["min"] for p, m in zip(lengths, means)],
@@ -231,13 +230,13 @@ def ablation_section(records: Sequence[dict], figures_rel: str = "figures") -> s
     for record in records:
         meta = record["meta"]
         stats = summarise(record)
-        inits = [i for i in meta["settings"]["inits"] if i in stats]
+        inits = [i for i in ABLATION_INITS if i in stats]
         before: dict[tuple[str, int], list[float]] = {}
         for cell in record["cells"].values():
             before.setdefault((cell["init"], cell["length"]), []).append(cell["primary_initial"])
         lines += [f"### {meta['task']} / {meta['model']}", "",
                   f"{meta['settings']['steps']} updates per run, {meta['dev_examples']} of {meta['dev_total']} dev "
-                  f"examples, seeds {', '.join(str(s) for s in meta['settings']['seeds'])}; "
+                  f"examples, seeds {', '.join(str(s) for s in sorted({c['seed'] for c in record['cells'].values()}))}; "
                   f"{meta['primary_metric']} after training (before), mean over seeds [min-max].", "",
                   "| prompt length | " + " | ".join(inits) + " |", "|---|" + "---|" * len(inits)]
         for p in sorted({c["length"] for c in record["cells"].values()}):
