@@ -583,12 +583,21 @@ def summary_figure(results_by_model: dict[str, dict], out: Path) -> Path:
     return out
 
 
+def _sized_models_and_shared_tasks(results_by_model: dict[str, dict]) -> tuple[list[str], list[str]]:
+    """The models with a parameter count, smallest first, and the tasks all of them have (none
+    when fewer than two models are sized): what the scale figure and table compare."""
+    sized = {m: r for m, r in results_by_model.items() if r.get("meta", {}).get("parameters")}
+    if len(sized) < 2:
+        return [], []
+    order = sorted(sized, key=lambda m: sized[m]["meta"]["parameters"])
+    return order, sorted(set.intersection(*(set(r.get("tasks", {})) for r in sized.values())))
+
+
 def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
     """The paper's Figure 1 at two sizes: per task measured on every model, zero-shot design and
     prompt tuning (and model tuning where recorded) against the number of parameters. None when
     fewer than two models have a parameter count and a shared task."""
-    sized = {m: r for m, r in results_by_model.items() if r.get("meta", {}).get("parameters")}
-    shared = set.intersection(*(set(r.get("tasks", {})) for r in sized.values())) if len(sized) >= 2 else set()
+    order, shared = _sized_models_and_shared_tasks(results_by_model)
     if not shared:
         return None
     import matplotlib
@@ -596,10 +605,10 @@ def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = sorted(sized, key=lambda m: sized[m]["meta"]["parameters"])
+    sized = {m: results_by_model[m] for m in order}
     sizes = [sized[m]["meta"]["parameters"] / 1e6 for m in order]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for t, task in enumerate(sorted(shared)):
+    for t, task in enumerate(shared):
         for key, style, label in (("design", ":", "prompt design"), ("defaults", "-", "prompt tuning"),
                                   ("model", "--", "model tuning")):
             values = [_primary(sized[m]["tasks"][task].get(key)) for m in order]
@@ -622,11 +631,10 @@ def scale_section(results_by_model: dict[str, dict]) -> str:
     """The paper's Figure 1 as a table: per task measured on two or more models (smallest first),
     zero-shot design, prompt tuning with the defaults, model tuning, and the gap model tuning minus
     prompt tuning; '' when no task is shared."""
-    sized = {m: r for m, r in results_by_model.items() if r.get("meta", {}).get("parameters")}
-    shared = sorted(set.intersection(*(set(r.get("tasks", {})) for r in sized.values()))) if len(sized) >= 2 else []
+    order, shared = _sized_models_and_shared_tasks(results_by_model)
     if not shared:
         return ""
-    order = sorted(sized, key=lambda m: sized[m]["meta"]["parameters"])
+    sized = {m: results_by_model[m] for m in order}
     lines = ["## Scale (the paper's Figure 1 at two sizes)", "",
              "Primary metric on the dev examples of the table above; gap = model tuning minus prompt tuning "
              "(the paper: it shrinks as models grow). Model tuning: every weight, AdamW, the updates and batch "
