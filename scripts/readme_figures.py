@@ -76,6 +76,14 @@ def benchmarks_text() -> str:
         lines.append(f"- **Evaluation** (`benchmarks/eval_throughput.md`, "
                      f"{_generated_on(BENCH / 'eval_throughput.md')}), rank classification on the whole dev set: "
                      + "; ".join(parts) + ".")
+    padding = md_table(BENCH / "padding.md", "model")
+    if padding:
+        saved = [int(r["saved"].rstrip("%")) for r in padding]
+        worst = max(padding, key=lambda r: float(r["random: padded / real"]))
+        lines.append(f"- **Padding** (`benchmarks/padding.md`, {_generated_on(BENCH / 'padding.md')}): batches grouped "
+                     f"by length compute {min(saved)}-{max(saved)}% fewer tokens (real and padding) than random batches over a "
+                     f"CPU-default run (random batches: up to {worst['random: padded / real']} tokens computed per "
+                     f"real one, {worst['task']} on {worst['model']}).")
     serve = BENCH / "serve_throughput.md"
     lines.append(f"- **Serving** (`benchmarks/serve_throughput.md`, {_generated_on(serve)}): mixed-task batching "
                  f"{_bold_after(serve, '(1)/(3) throughput ratio')} the throughput of PEFT switching adapters, "

@@ -144,3 +144,18 @@ def test_generation_examples_are_refused():
         batched_prompt_scores(lm, [Example("q", "a")], _prompts(lm, (2,)))
     with pytest.raises(SoftPromptError, match="at least one"):
         batched_prompt_scores(lm, ToyTask().load("dev"), [])
+
+
+def test_one_input_limit_per_prompt_or_a_clear_error():
+    lm = tiny_llama()
+    examples = ToyTask().load("dev")[:2]
+    prompts = _prompts(lm, (3, 5))
+    cut = batched_prompt_scores(lm, examples, prompts, max_input_tokens=[1, None])
+    alone = [batched_prompt_scores(lm, examples, [p])[0] for p in prompts]
+    assert torch.allclose(torch.tensor(cut[1]), torch.tensor(alone[1]), atol=1e-5)
+    assert not torch.allclose(torch.tensor(cut[0]), torch.tensor(alone[0]), atol=1e-3)  # inputs cut to 1 token
+    with pytest.raises(SoftPromptError, match="3 input limits for 2 prompts") as err:
+        batched_prompt_scores(lm, examples, prompts, max_input_tokens=[4, 4, 4])
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(ValueError, match="1 input limits for 2 rows"):
+        lm.score_options(["good film", "bad"], [["a"], ["b"]], max_input_tokens=[3])

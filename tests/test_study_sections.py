@@ -31,3 +31,33 @@ def test_a_broken_record_names_its_file(tmp_path):
     (tmp_path / "x.json").write_text("{")
     with pytest.raises(SoftPromptError, match="x.json"):
         load_json_records(tmp_path)
+
+
+def test_variant_runs_sit_beside_the_defaults_run_with_what_changed(tmp_path):
+    from softprompt.experiments.study_sections import changed_settings, load_variant_runs, variant_section
+
+    base = {"prompt": {"length": 20, "init": "class-label"},
+            "train": {"learning_rate": 0.05, "batch_size": 8, "group_by_length": True, "objective": "lm", "extra": {}}}
+    variant = {"prompt": dict(base["prompt"]), "train": {**base["train"], "objective": "choices", "extra": {"x": 1}}}
+    assert changed_settings(base, variant) == ["objective: lm -> choices"]
+    old = {"prompt": base["prompt"], "train": {"learning_rate": 0.05, "batch_size": 8}}  # before the two settings existed
+    assert changed_settings(old, variant) == ["group_by_length: ? -> True", "objective: ? -> choices"]
+    assert changed_settings(base, base) == []
+
+    run = tmp_path / "variants" / "gemma3-270m" / "copa" / "objective-choices"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({
+        "settings": variant, "final_metrics": {"accuracy": 76.0}, "best_step": 200, "seconds": 540.0,
+        "run": {"command": "softprompt train --task copa --objective choices", "model_load_seconds": 60.0}}))
+    results = {"gemma3-270m": {"tasks": {"copa": {
+        "defaults": {"settings": base, "metrics": {"accuracy": 71.0}},
+        "design": {"metrics": {"accuracy": 72.0}}}}}}
+    runs = load_variant_runs(tmp_path / "variants")
+    assert [(r["model"], r["task"], r["name"]) for r in runs] == [("gemma3-270m", "copa", "objective-choices")]
+    text = variant_section(runs, results, {})
+    assert "| gemma3-270m | copa | objective: lm -> choices | 72.0 | 71.0 | 76.0 | 200 | 10.0 min |" in text
+    assert "    softprompt train --task copa --objective choices" in text
+    assert load_variant_runs(tmp_path / "none") == []
+    (run / "result.json").write_text("{")
+    with pytest.raises(SoftPromptError, match="objective-choices/result.json"):
+        load_variant_runs(tmp_path / "variants")

@@ -153,3 +153,61 @@ def test_a_run_whose_best_prompt_is_the_untrained_one_says_so(tmp_path):
     assert any("best at update 0 of 4" in w for w in result.warnings or [])
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in logged if r["event"] == "warning"] == ["no_gain"]
+
+
+def test_choice_loss_is_the_cross_entropy_of_the_ranked_options():
+    from softprompt.core.scoring import choice_loss
+
+    lm = tiny_llama()
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=3, init="sampled-vocab"), seed=1).weight
+    inputs = ["great fun", "the plot is so"]
+    options = [("positive", "negative"), ("really dull", "smart and funny", "bad")]  # 1- and 2-token options
+    answers = [0, 2]
+    rows = [[lm.encode(text, opt) for opt in opts] for text, opts in zip(inputs, options)]
+    loss = choice_loss(lm, rows, answers, prompt)
+    scores = lm.score_options(inputs, options, prompt.detach())  # evaluation's own (shared-prefix) scores
+    expected = sum(torch.logsumexp(torch.tensor(s), 0) - s[a] for s, a in zip(scores, answers))
+    assert loss.item() == pytest.approx(float(expected), abs=1e-4)
+    loss.backward()
+    assert prompt.grad is not None and prompt.grad.abs().sum() > 0
+
+
+def test_choices_objective_trains_resumes_bit_exact_and_refuses_tasks_without_options(tmp_path):
+    from softprompt.core.scoring import choice_loss
+
+    def ranked_loss(weight):
+        examples = ToyTask().load("train")
+        rows = [[lm.encode(ex.input, o) for o in ex.choices] for ex in examples]
+        with torch.no_grad():
+            return choice_loss(lm, rows, [ex.choices.index(ex.target) for ex in examples], weight).item()
+
+    lm = tiny_llama()
+    full = _trainer(lm, tmp_path / "full", steps=12, objective="choices", optimizer="adam", learning_rate=0.05)
+    start = full.prompt.weight.detach().clone()
+    result = full.train()
+    assert ranked_loss(full.prompt.weight.detach()) < ranked_loss(start)
+    assert json.loads((tmp_path / "full" / "result.json").read_text())["settings"]["train"]["objective"] == "choices"
+
+    def kill(step, loss):
+        if step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _trainer(tiny_llama(), tmp_path / "killed", on_step=kill, objective="choices", optimizer="adam",
+                 learning_rate=0.05).train()
+    resumed = _trainer(tiny_llama(), tmp_path / "killed", objective="choices", optimizer="adam",
+                       learning_rate=0.05).train(resume=True)
+    assert torch.equal(read_prompt(resumed.prompt_path).tensor, read_prompt(result.prompt_path).tensor)
+    with pytest.raises(SoftPromptError, match="objective was 'choices'"):
+        _trainer(tiny_llama(), tmp_path / "killed", steps=16, optimizer="adam", learning_rate=0.05).train(resume=True)
+
+    from softprompt.tasks.base import Example
+    task = ToyTask()
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=2, init="sampled-vocab"))
+    config = TrainConfig(batch_size=2, max_steps=1, eval_every=1, learning_rate=0.01, objective="choices")
+    with pytest.raises(SoftPromptError, match="no options"):
+        Trainer(lm, prompt, task, [Example("a question", "an answer")], None, config, tmp_path / "gen")
+    with pytest.raises(SoftPromptError, match="not one of its options"):
+        Trainer(lm, prompt, task, [Example("great fun", "good", ("positive", "negative"))], None, config, tmp_path / "bad")
+    with pytest.raises(ConfigError, match="objective"):
+        TrainConfig(objective="contrastive")  # type: ignore[arg-type]

@@ -19,3 +19,7 @@ class PromptFileError(SoftPromptError):
 
 class ModelMismatchError(PromptFileError):
     """A prompt was trained on one model and is being loaded onto another."""
+
+
+class MismatchedArgumentsError(SoftPromptError, ValueError):
+    """Arguments that must agree do not (e.g. one value per row, but a different count)."""

@@ -285,6 +285,9 @@ def report_build(
                                       help="Folder of `ensemble --json` records shown in the report (if present)."),
     transfer_dir: Path = typer.Option(Path("reports/transfer"), "--transfers",
                                       help="Folder of `transfer --json` records shown in the report (if present)."),
+    variant_dir: Path = typer.Option(Path("reports/variants"), "--variants",
+                                     help="Folder of <model>/<task>/<name>/ runs (result.json, metrics.jsonl) with a "
+                                     "setting changed, shown beside the defaults runs (if present)."),
 ) -> None:
     """Regenerate the Markdown report from the results JSON(s)."""
     from softprompt.experiments.report import write_report, write_summary
@@ -294,7 +297,8 @@ def report_build(
             raise SoftPromptError("--detailed takes one --results file")
         write_report(results[0], out, lr_check_dir, notes)
     else:
-        write_summary([r for r in results if r.is_file()] or results, out, ablation_dir, ensemble_dir, transfer_dir)
+        write_summary([r for r in results if r.is_file()] or results, out, ablation_dir, ensemble_dir, transfer_dir,
+                      variant_dir)
     console.print(f"wrote {out}", markup=False)
 
 

@@ -56,6 +56,8 @@ def train(
     seed: int = typer.Option(default_of(TrainConfig, "seed"), "--seed"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
     activation_checkpointing: int = typer.Option(default_of(TrainConfig, "activation_checkpointing"), "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
+    group_by_length: bool = typer.Option(default_of(TrainConfig, "group_by_length"), "--group-by-length/--random-batches", help="Batches of rows of similar length (less padding, faster on varied inputs) or uniformly random batches."),
+    objective: str = typer.Option(default_of(TrainConfig, "objective"), "--objective", help="lm: the paper's text-to-text loss on the gold target; choices: cross-entropy of the gold option among the example's options, scored as evaluation scores them (classification tasks; one row per option)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: 300 updates of batch 8, p = 20; CUDA: the paper's)."),
@@ -90,7 +92,8 @@ def train(
                             early_stopping_patience=patience, max_eval_examples=max_eval, seed=seed,
                             intermediate_eval_examples=eval_subset,
                             max_input_tokens=max_input_tokens, checkpoint_every=checkpoint_every,
-                            activation_checkpointing=activation_checkpointing)
+                            activation_checkpointing=activation_checkpointing, group_by_length=group_by_length,
+                            objective=cast(Any, objective))
     options = {"train_file": train_file} if train_file else {}
     task_obj = _task(task, data_dir, strict, format=None if task_format == "auto" else task_format, **options)
     dev = None if dev_split.lower() == "none" else dev_split

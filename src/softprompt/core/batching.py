@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Literal, Sequence
 import torch
 from torch import Tensor
 
+from softprompt.errors import MismatchedArgumentsError
+
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedLM
 
@@ -85,12 +87,14 @@ def per_row_prompts(prompts: RowPrompts, batch_size: int) -> list[Tensor | None]
     return prompts
 
 
-def per_row_limits(limits: RowLimits, batch_size: int) -> list[int | None]:
+def per_row_limits(limits: RowLimits, count: int, unit: str = "rows") -> list[int | None]:
+    """One input truncation per row (or per prompt, ...): the same for all (an int or None), or
+    one each."""
     if limits is None or isinstance(limits, int):
-        return [limits] * batch_size
+        return [limits] * count
     limits = list(limits)
-    if len(limits) != batch_size:
-        raise ValueError(f"{len(limits)} input limits for a batch of {batch_size} rows")
+    if len(limits) != count:
+        raise MismatchedArgumentsError(f"{len(limits)} input limits for {count} {unit}")
     return limits
 
 

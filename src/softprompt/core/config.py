@@ -72,6 +72,11 @@ class TrainConfig:
     random subset of it, after which the best prompt is scored on the whole (capped) dev set.
     activation_checkpointing = n recomputes every n-th layer's activations in the backward
     pass (1: all layers, 2: half; 0: off): less memory for extra compute, same gradients.
+    group_by_length: each micro-batch holds rows of similar length (training.sampling), so
+    less compute goes to padding; False: uniformly random batches.
+    objective: "lm", the paper's text-to-text loss (NLL of the gold target's tokens); "choices",
+    for classification tasks, the cross-entropy of the gold option among the example's options
+    scored as evaluation scores them (core.scoring.choice_loss; one row per option).
     """
 
     optimizer: Literal["adafactor", "adam"] = "adafactor"
@@ -92,6 +97,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     activation_checkpointing: int = 0
+    group_by_length: bool = True
+    objective: Literal["lm", "choices"] = "lm"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +112,8 @@ class TrainConfig:
             _check(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
         _check(isinstance(self.activation_checkpointing, int) and self.activation_checkpointing >= 0,
                "activation_checkpointing", f"must be an integer >= 0, got {self.activation_checkpointing!r}")
+        _check(self.objective in ("lm", "choices"), "objective", f"must be lm or choices, got {self.objective!r}")
+        _check(isinstance(self.group_by_length, bool), "group_by_length", f"must be true or false, got {self.group_by_length!r}")
         for name in ("batch_size", "max_steps", "eval_every", "checkpoint_every", "early_stopping_patience",
                      "max_eval_examples", "intermediate_eval_examples"):
             value = getattr(self, name)

@@ -86,6 +86,25 @@ def sequence_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
     return totals.index_add(0, batch.target_rows, token_lp)
 
 
+def choice_loss(lm: PromptedLM, rows: Sequence[Sequence[EncodedRow]], answers: Sequence[int], prompt: Tensor) -> Tensor:
+    """The rank-classification loss, summed over examples (differentiable w.r.t. the prompt).
+
+    rows[i]: example i's input encoded with each of its options as target; answers[i]: the index
+    of the gold option. Each option is scored as evaluation ranks it (the summed log-likelihood
+    of its tokens), and the loss is the cross-entropy of the gold option among them: it trains
+    the choice itself, where the text-to-text loss also rewards likelier wording of the gold
+    continuation (COPA's options are whole clauses). One full row per option."""
+    flat = [r for rs in rows for r in rs]
+    scores = sequence_log_probs(lm, build_batch(lm, flat, prompt))  # [sum of options]
+    total = scores.new_zeros(())
+    start = 0
+    for rs, answer in zip(rows, answers):
+        own = scores[start:start + len(rs)]
+        total = total + torch.logsumexp(own, 0) - own[answer]
+        start += len(rs)
+    return total
+
+
 @torch.no_grad()
 def score_options(
     lm: PromptedLM,

@@ -24,6 +24,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from softprompt.core.batching import per_row_limits
 from softprompt.core.model import PromptedLM
 from softprompt.core.scoring import best_option
 from softprompt.errors import SoftPromptError
@@ -67,16 +68,6 @@ class EnsembleResult:
         }
 
 
-def _per_prompt_limits(max_input_tokens: int | Sequence[int | None] | None, n: int) -> list[int | None]:
-    """One input truncation per prompt: the same for all (an int or None), or one each."""
-    if max_input_tokens is None or isinstance(max_input_tokens, int):
-        return [max_input_tokens] * n
-    limits = list(max_input_tokens)
-    if len(limits) != n:
-        raise SoftPromptError(f"{len(limits)} input limits for {n} prompts")
-    return limits
-
-
 def batched_prompt_scores(
     lm: PromptedLM,
     examples: Sequence[Example],
@@ -95,7 +86,7 @@ def batched_prompt_scores(
     if any(ex.options is None for ex in examples):
         raise SoftPromptError("prompt ensembles need a classification task (examples with options)")
     n = len(prompts)
-    limits = _per_prompt_limits(max_input_tokens, n)
+    limits = per_row_limits(max_input_tokens, n, unit="prompts")
     scores: list[list[list[float]]] = [[] for _ in range(n)]
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
@@ -158,7 +149,7 @@ def evaluate_ensemble(
     predictions = combine_predictions(examples, scores, combine)
     separate_seconds = separate_max_diff = None
     if compare_separate:  # the cost the shared pass saves: each prompt in its own pass
-        limits = _per_prompt_limits(max_input_tokens, len(prompts))
+        limits = per_row_limits(max_input_tokens, len(prompts), unit="prompts")
         start = time.perf_counter()
         alone = [batched_prompt_scores(lm, examples, [p], batch_size, max_input_tokens=limit)[0]
                  for p, limit in zip(prompts, limits)]

@@ -30,12 +30,12 @@ from typing import Literal, Sequence
 
 import torch
 
-from softprompt.core.config import ConfigError
+from softprompt.core.config import ConfigError, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.tasks.base import Example, Task
-from softprompt.training.trainer import ExampleStream
+from softprompt.training.sampling import ExampleStream, token_length
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class ModelTuningConfig:
     max_input_tokens: int = 256
     log_every: int = 10
     seed: int = 0
+    group_by_length: bool = TrainConfig.group_by_length  # as prompt tuning: the same batches
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "adafactor"):
@@ -140,7 +141,8 @@ def tune_model(
     n_params = sum(p.numel() for p in {id(p): p for p in params}.values())
     torch.manual_seed(config.seed)
     optimizer = _optimizer(params, config)
-    stream = ExampleStream(list(train_examples), config.seed)
+    stream = ExampleStream(list(train_examples), config.seed, config.batch_size if config.group_by_length else None,
+                           token_length(lm, config.max_input_tokens, add_eos))
     log_path = None
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)

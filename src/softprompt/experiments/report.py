@@ -311,7 +311,7 @@ def _minutes(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-REPORT_METRICS = {"cb": ("accuracy", "macro_f1"), "mrpc": ("accuracy", "f1")}
+REPORT_METRICS: dict[str, tuple[str, ...]] = {"cb": ("accuracy", "macro_f1"), "mrpc": ("accuracy", "f1")}
 
 
 def build_report(results: dict, data_note: str = "", lr_checks: Sequence[dict] = (), notes: str = "") -> str:
@@ -513,22 +513,26 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
         "the CPU budget; see each run's settings below), the task's decoder-only format, the best prompt "
         "on the dev subset scored on the whole dev set. Majority class: the most frequent train label for "
         "every dev example. Prompt design: the hand-written zero-shot prompt. Margin = prompt tuning minus "
-        f"the better of the two baselines (primary metric); the target is at least {TARGET_MARGIN:g} points.",
+        f"the better of the two baselines (primary metric); the target is at least {TARGET_MARGIN:g} points. "
+        "PT batches: 'by length' groups rows of similar length (the default, less padding), 'random' draws "
+        "them uniformly (runs recorded before grouping existed, or `--random-batches`).",
         "",
     ]
     for model, results in results_by_model.items():
         rows = summary_rows(results)
         lines += [f"## {model}", "",
                   "| task | dev examples | train examples (split) | majority class | prompt design (0-shot) | "
-                  "prompt tuning (defaults) | margin | model tuning | PT updates (batch), lr | PT wall time |",
+                  "prompt tuning (defaults) | margin | model tuning | PT updates (batch, batches), lr | PT wall time |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             names = REPORT_METRICS.get(row["task"], ("accuracy",))
             any_rec: dict = next((r for r in (row["defaults"], row["design"], row["majority"], row["model"]) if r), {})
             tuned = row["defaults"] or {}
             train = (tuned.get("settings") or {}).get("train", {})
-            steps = (f"{tuned.get('steps', '-')} ({train.get('batch_size', '-')}), {train.get('learning_rate', '-')}"
-                     if tuned else "-")
+            # runs recorded before length grouping existed drew random batches
+            batching = "by length" if train.get("group_by_length", False) else "random"
+            steps = (f"{tuned.get('steps', '-')} ({train.get('batch_size', '-')}, {batching}), "
+                     f"{train.get('learning_rate', '-')}" if tuned else "-")
             margin = row["margin"]
             margin_cell = "-" if margin is None else f"{margin:+.1f}" + (" ✓" if margin >= TARGET_MARGIN else " ✗")
             lines.append(
@@ -655,12 +659,19 @@ def scale_section(results_by_model: dict[str, dict]) -> str:
 
 def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md",
                   ablation_dir: str | Path | None = None, ensemble_dir: str | Path | None = None,
-                  transfer_dir: str | Path | None = None) -> Path:
+                  transfer_dir: str | Path | None = None, variant_dir: str | Path | None = None) -> Path:
     """The per-model summary report from one results file per model (each file's meta names its model),
     with its figures (reports/figures/results_summary.png, and results_scale.png once two models share a task),
-    then the studies whose records exist (the length x init ablation, ensembles, transfer)."""
+    then runs with a setting changed (variant_dir/<model>/<task>/<name>/result.json) and the studies whose
+    records exist (the length x init ablation, ensembles, transfer)."""
     from softprompt.experiments.ablation import ablation_figure, ablation_section, figure_name, load_records
-    from softprompt.experiments.study_sections import ensemble_section, load_json_records, transfer_section
+    from softprompt.experiments.study_sections import (
+        ensemble_section,
+        load_json_records,
+        load_variant_runs,
+        transfer_section,
+        variant_section,
+    )
 
     by_model: dict[str, dict] = {}
     for path in results_paths:
@@ -675,6 +686,9 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
     if scale_figure(by_model, figures / "results_scale.png") is not None:
         text += "\n" + scale_section(by_model) + "\n![scale](figures/results_scale.png)\n"
     text += "\nResults files: " + ", ".join(f"`{p}`" for p in results_paths) + ".\n"
+    variants = load_variant_runs(variant_dir)
+    if variants:
+        text += "\n" + variant_section(variants, by_model, REPORT_METRICS)
     ablations = [r for r in load_records(ablation_dir) if r.get("cells")] if ablation_dir else []
     if ablations:
         for record in ablations:

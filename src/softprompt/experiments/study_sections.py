@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from softprompt.errors import SoftPromptError
 
@@ -70,4 +70,70 @@ def transfer_section(records: Sequence[dict]) -> str:
         lines.append(f"| {r['source']} -> {r['target']} | {m} | {_metric(source_dev, m)} | {step} | "
                      f"{_metric(r['metrics'], m)} | {r['examples']} | `{r['prompt']}` | `{r['_file']}` |")
     lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in records]
+    return "\n".join(lines) + "\n"
+
+
+# settings that name files or record how a run was started, not what it trained with
+_NOT_SETTINGS = {"extra", "init_file"}
+
+
+def load_variant_runs(folder: str | Path | None) -> list[dict]:
+    """The runs under folder/<model>/<task>/<name>/ (a `softprompt train` run's result.json and
+    metrics.jsonl, copied from its run folder), in path order."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    runs = []
+    for path in sorted(Path(folder).glob("*/*/*/result.json")):
+        model, task, name = path.parent.relative_to(folder).parts
+        try:
+            runs.append({"model": model, "task": task, "name": name, "result": json.loads(path.read_text()),
+                         "_file": str(path)})
+        except json.JSONDecodeError as err:
+            raise SoftPromptError(f"{path}: not valid JSON ({err})") from None
+    return runs
+
+
+def changed_settings(defaults: dict | None, variant: dict | None) -> list[str]:
+    """'name: default -> variant' for every prompt / train setting the two runs' settings differ in
+    (a setting the defaults run predates counts as its value there being unknown: '?')."""
+    out = []
+    for group in ("prompt", "train"):
+        base, other = (defaults or {}).get(group, {}), (variant or {}).get(group, {})
+        for key in sorted(set(base) | set(other)):
+            if key not in _NOT_SETTINGS and base.get(key, "?") != other.get(key, "?"):
+                out.append(f"{key}: {base.get(key, '?')} -> {other.get(key, '?')}")
+    return out
+
+
+def variant_section(runs: Sequence[dict], results_by_model: dict[str, dict],
+                    metric_names: Mapping[str, tuple[str, ...]]) -> str:
+    """Each variant run beside the defaults run of the same model and task (the results table's prompt
+    tuning) and the zero-shot prompt design: what changed, and the final score on the whole dev set."""
+    lines = ["## Prompt tuning with a setting changed", "",
+             "A `softprompt train` run with one or more settings changed from the defaults, beside the defaults run of "
+             "the results table (same model, task and dev set). Changed: every setting the two runs' result.json "
+             "differ in. These runs were not used to choose any default (that would be tuning on dev).", "",
+             "| model | task | changed | prompt design | prompt tuning (defaults) | prompt tuning (changed) | "
+             "best at update | wall time | record |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    def cell(metrics: dict | None, names: Sequence[str]) -> str:
+        return "/".join(_metric(metrics, n) for n in names) if metrics else "-"
+
+    commands = []
+    for run in runs:
+        task_rec = results_by_model.get(run["model"], {}).get("tasks", {}).get(run["task"], {})
+        defaults, design = task_rec.get("defaults") or {}, task_rec.get("design") or {}
+        result = run["result"]
+        names = metric_names.get(run["task"], ("accuracy",))
+
+        changed = "; ".join(changed_settings(defaults.get("settings"), result.get("settings"))) or "nothing"
+        seconds = result.get("seconds", 0.0) + (result.get("run") or {}).get("model_load_seconds", 0.0)
+        lines.append(f"| {run['model']} | {run['task']} | {changed} | {cell(design.get('metrics'), names)} | "
+                     f"{cell(defaults.get('metrics'), names)} | {cell(result.get('final_metrics'), names)} | "
+                     f"{result.get('best_step', '-')} | {seconds / 60:.1f} min | `{run['_file']}` |")
+        command = (result.get("run") or {}).get("command")
+        if command:
+            commands.append(f"    {command}")
+    if commands:
+        lines += ["", "Commands:", ""] + commands
     return "\n".join(lines) + "\n"

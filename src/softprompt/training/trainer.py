@@ -32,6 +32,7 @@ from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
+from softprompt.core.scoring import choice_loss
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import EvalResult
 from softprompt.fileio import atomic_write
@@ -41,6 +42,7 @@ from softprompt.training.checkpoint import TrainState, load_checkpoint, save_che
 from softprompt.training.defaults import resolve_settings
 from softprompt.training.distributed import ProcessGroup, current, evaluate_sharded
 from softprompt.training.loss_watch import LossWatch
+from softprompt.training.sampling import ExampleStream, token_length
 
 PROMPT_NAME = "prompt.safetensors"
 METRICS_NAME = "metrics.jsonl"
@@ -102,28 +104,15 @@ def _subset_index(n: int, size: int | None, seed: int) -> list[int]:
     return sorted(torch.randperm(n, generator=gen)[:size].tolist())
 
 
-class ExampleStream:
-    """The training order: epoch e is a permutation seeded by (seed, e), so the k-th
-    example drawn is a pure function of (seed, k) and a resumed run sees the same data."""
-
-    def __init__(self, examples: Sequence[Example], seed: int):
-        if not examples:
-            raise SoftPromptError("no training examples")
-        self.examples = examples
-        self.seed = seed
-        self._epoch = -1
-        self._order: list[int] = []
-
-    def take(self, start: int, count: int) -> list[Example]:
-        out = []
-        for k in range(start, start + count):
-            epoch, pos = divmod(k, len(self.examples))
-            if epoch != self._epoch:
-                gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-                self._order = torch.randperm(len(self.examples), generator=gen).tolist()
-                self._epoch = epoch
-            out.append(self.examples[self._order[pos]])
-        return out
+def _check_choices(task: Task, examples: Sequence[Example]) -> None:
+    """The choices objective needs every training example's gold target among its options."""
+    for i, ex in enumerate(examples):
+        if ex.options is None:
+            raise SoftPromptError(f"objective 'choices' needs a classification task; {task.name!r} example {i + 1} "
+                                  "has no options (a generation task): use the objective 'lm'")
+        if ex.target not in ex.options:
+            raise SoftPromptError(f"objective 'choices': {task.name!r} training example {i + 1} has the target "
+                                  f"{ex.target!r}, which is not one of its options {list(ex.options)!r}")
 
 
 class Trainer:
@@ -185,6 +174,8 @@ class Trainer:
         self.loss_watch = LossWatch(config.learning_rate or 0.0, config.max_steps)
         self.warnings: list[str] = []
         self._add_eos = task.kind == "generation"
+        if config.objective == "choices":
+            _check_choices(task, self.train_examples)
         self._reporter: ProgressReporter | None = None
 
     # ---------------------------------------------------------------- helpers
@@ -233,10 +224,14 @@ class Trainer:
     def _read_run(self) -> dict:
         payload = load_checkpoint(self.run_dir)
         saved = payload["config"]
-        for key in ("batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate"):
-            if saved.get(key) != getattr(self.config, key):
+        # what decides the data order and the update
+        legacy = {"group_by_length": False, "objective": "lm"}  # checkpoints from before these settings
+        for key in ("batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate", "group_by_length",
+                    "objective"):
+            was = saved.get(key, legacy.get(key))
+            if was != getattr(self.config, key):
                 raise SoftPromptError(
-                    f"cannot resume {self.run_dir}: {key} was {saved.get(key)!r} in the checkpoint, now {getattr(self.config, key)!r}"
+                    f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now {getattr(self.config, key)!r}"
                 )
         state: TrainState = payload["state"]
         restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
@@ -341,15 +336,28 @@ class Trainer:
         assert self.config.batch_size is not None
         return self.group.shard(stream.take(first, self.config.batch_size))
 
-    def _micro_batch_loss(self, batch) -> torch.Tensor:
-        """This rank's part of the loss: the mean target-token NLL of the global micro-batch,
-        divided by grad_accum_steps. Across ranks each sums its own tokens' NLL over the global
-        token count, so the parts (and their gradients) add up to the single process's."""
-        accum = self.config.grad_accum_steps
+    def _micro_batch_loss(self, examples: Sequence[Example]) -> torch.Tensor:
+        """This rank's part of the loss of the global micro-batch, divided by grad_accum_steps.
+
+        objective "lm": the mean target-token NLL; across ranks each sums its own tokens' NLL over
+        the global token count. "choices": the mean over examples of the gold option's
+        cross-entropy, summed per rank over the global example count. Either way the parts (and
+        their gradients) add up to the single process's."""
+        cfg = self.config
+        if cfg.objective == "choices":
+            per_option = [[self.lm.encode(ex.input, option, max_input_tokens=cfg.max_input_tokens)
+                           for option in ex.choices] for ex in examples]
+            answers = [ex.choices.index(ex.target) for ex in examples]
+            total = choice_loss(self.lm, per_option, answers, self.prompt.weight)
+            count = self.group.sum(torch.tensor(float(len(examples)), device=self.lm.device))
+            return total / (count * cfg.grad_accum_steps)
+        rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos, max_input_tokens=cfg.max_input_tokens)
+                for ex in examples]
+        batch = self.lm.build_batch(rows, self.prompt.weight)
         if not self.group.enabled:
-            return self.lm.loss(batch) / accum
+            return self.lm.loss(batch) / cfg.grad_accum_steps
         tokens = self.group.sum(torch.tensor(float(batch.target_ids.numel()), device=self.lm.device))
-        return -self.lm.target_log_probs(batch).sum() / (tokens * accum)
+        return -self.lm.target_log_probs(batch).sum() / (tokens * cfg.grad_accum_steps)
 
     def _sum_over_ranks(self, loss: float) -> float:
         """Sum the prompt's gradient and the update's loss over ranks (a no-op in one process)."""
@@ -373,7 +381,10 @@ class Trainer:
         # resolved in __init__; the asserts tell the type checker
         assert cfg.max_steps is not None and cfg.batch_size is not None and cfg.eval_every is not None
         assert cfg.learning_rate is not None
-        stream = ExampleStream(self.train_examples, cfg.seed)
+        per_update = cfg.batch_size * cfg.grad_accum_steps
+        # grouped per update, so an update sees the same examples however it is split into micro-batches
+        stream = ExampleStream(self.train_examples, cfg.seed, per_update if cfg.group_by_length else None,
+                               token_length(self.lm, cfg.max_input_tokens, self._add_eos))
         self.lm.set_activation_checkpointing(cfg.activation_checkpointing)
         has_dev = bool(self.dev_examples)
         start_time = time.perf_counter()
@@ -381,7 +392,6 @@ class Trainer:
             self.initial_metrics = self._evaluate()
             self._checkpoint()
 
-        per_update = cfg.batch_size * cfg.grad_accum_steps
         reporter = ProgressReporter("train", cfg.max_steps, completed=self.state.step, enabled=self.show_progress)
         self._reporter = reporter
         with reporter:
@@ -391,11 +401,7 @@ class Trainer:
                 step_loss = 0.0
                 for micro in range(cfg.grad_accum_steps):
                     first = self.state.step * per_update + micro * cfg.batch_size
-                    examples = self._local_examples(stream, first)
-                    rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos,
-                                           max_input_tokens=cfg.max_input_tokens) for ex in examples]
-                    batch = self.lm.build_batch(rows, self.prompt.weight)
-                    loss = self._micro_batch_loss(batch)
+                    loss = self._micro_batch_loss(self._local_examples(stream, first))
                     loss.backward()
                     step_loss += loss.item()
                 step_loss = self._sum_over_ranks(step_loss)
