@@ -35,13 +35,13 @@ class Killed(Exception):
     pass
 
 
-def _trainer(run_dir, group, on_step=None, lm=None):
+def _trainer(run_dir, group, on_step=None, lm=None, objective="lm"):
     lm = lm or tiny_llama()
     task = ToyTask()
     prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
     # batch 5 over 2 ranks: shares of 3 and 2 rows; a dev subset of 5 exercises the final evaluation
     config = TrainConfig(batch_size=5, grad_accum_steps=2, max_steps=10, eval_every=4, log_every=2,
-                         intermediate_eval_examples=5, optimizer="adam", learning_rate=0.05)
+                         intermediate_eval_examples=5, optimizer="adam", learning_rate=0.05, objective=objective)
     return Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir,
                    show_progress=False, on_step=on_step, group=group)
 
@@ -96,6 +96,7 @@ def _scenarios(rank: int, port: int, root: str) -> None:
     except Killed:
         pass
     _trainer(base / "killed" / f"rank{rank}", group).train(resume=True)
+    _trainer(base / "choices" / f"rank{rank}", group, objective="choices").train()
 
     # evaluation shared out and gathered: the single process's predictions and scores, in order
     lm, task = tiny_llama(), ToyTask()
@@ -166,6 +167,16 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_one(runs, single):
     assert torch.equal(torch.load(killed / "checkpoint.pt")["prompt"], torch.load(full / "checkpoint.pt")["prompt"])
     assert _log(killed) == _log(full)
     assert json.loads((killed / "result.json").read_text())["steps"] == 10
+
+
+def test_two_processes_train_the_choices_objective_as_one(runs, tmp_path):
+    single = _trainer(tmp_path, ProcessGroup(), objective="choices").train()
+    two = runs / "choices" / "rank0"
+    _same_prompts(two, single.run_dir)
+    for a, b in zip(_log(single.run_dir), _log(two)):
+        assert a.keys() == b.keys()
+        if a["event"] == "train":
+            assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
 
 
 def test_only_rank_0_writes(runs):
