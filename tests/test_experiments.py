@@ -486,3 +486,21 @@ def test_scale_section_orders_models_by_size_and_computes_the_gap():
     assert rows == ["| sst2 | small | 135M | 68.0 | 86.0 | 90.0 (300) | +4.0 |",
                     "| sst2 | big | 270M | 60.0 | 89.5 | 91.0 (300) | +1.5 |"]
     assert scale_section({"one": results(1e6, 1.0, 2.0, None)}) == ""
+
+
+def test_report_commands_reproduce_runs_recorded_under_another_batching_default():
+    from softprompt.experiments.report import reproducing_command
+
+    command = "softprompt train --task rte --out runs/rte"
+    today = TrainConfig.group_by_length
+
+    def record(settings):
+        return {"method": "defaults", "command": command, "settings": settings}
+
+    assert reproducing_command(record({"train": {"group_by_length": today}})) == command
+    other = "--random-batches" if today else "--group-by-length"
+    assert reproducing_command(record({"train": {"group_by_length": not today}})) == f"{command} {other}"
+    # a run from before the setting existed drew random batches
+    legacy = reproducing_command(record({"train": {"batch_size": 8}}))
+    assert legacy == (f"{command} --random-batches" if today else command)
+    assert reproducing_command({"method": "design", "command": "x"}) == "x"

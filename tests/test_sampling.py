@@ -97,7 +97,7 @@ def test_trainer_pads_less_with_grouping_and_resume_refuses_a_change(tmp_path, m
     saved = json.loads((tmp_path / "False" / "result.json").read_text())
     assert saved["settings"]["train"]["group_by_length"] is False
     prompt = SoftPrompt.initialise(lm, PromptConfig(length=2, init="sampled-vocab"), seed=0)
-    config = TrainConfig(batch_size=3, max_steps=12, eval_every=8, learning_rate=0.01)
+    config = TrainConfig(batch_size=3, max_steps=12, eval_every=8, learning_rate=0.01, group_by_length=True)
     with pytest.raises(SoftPromptError, match="group_by_length was False"):
         Trainer(lm, prompt, task, task.load("train"), None, config, tmp_path / "False",
                 show_progress=False).train(resume=True)

@@ -41,22 +41,24 @@ def test_variant_runs_sit_beside_the_defaults_run_with_what_changed(tmp_path):
     variant = {"prompt": dict(base["prompt"]), "train": {**base["train"], "objective": "choices", "extra": {"x": 1}}}
     assert changed_settings(base, variant) == ["objective: lm -> choices"]
     old = {"prompt": base["prompt"], "train": {"learning_rate": 0.05, "batch_size": 8}}  # before the two settings existed
-    assert changed_settings(old, variant) == ["group_by_length: ? -> True", "objective: ? -> choices"]
+    assert changed_settings(old, variant) == ["group_by_length: False -> True", "objective: lm -> choices"]
+    assert changed_settings(old, {"prompt": old["prompt"], "train": {"batch_size": 8, "new_knob": 3}}) == [
+        "learning_rate: 0.05 -> ?", "new_knob: ? -> 3"]
     assert changed_settings(base, base) == []
 
     run = tmp_path / "variants" / "gemma3-270m" / "copa" / "objective-choices"
     run.mkdir(parents=True)
     (run / "result.json").write_text(json.dumps({
-        "settings": variant, "final_metrics": {"accuracy": 76.0}, "best_step": 200, "seconds": 540.0,
+        "settings": variant, "final_metrics": None, "best_metrics": {"accuracy": 76.0}, "best_step": 200, "seconds": 540.0,
         "run": {"command": "softprompt train --task copa --objective choices", "model_load_seconds": 60.0}}))
     results = {"gemma3-270m": {"tasks": {"copa": {
-        "defaults": {"settings": base, "metrics": {"accuracy": 71.0}},
+        "defaults": {"settings": base, "metrics": {"accuracy": 71.0}, "wall_seconds": 570.0},
         "design": {"metrics": {"accuracy": 72.0}}}}}}
     runs = load_variant_runs(tmp_path / "variants")
     assert [(r["model"], r["task"], r["name"]) for r in runs] == [("gemma3-270m", "copa", "objective-choices")]
     text = variant_section(runs, results, {})
-    assert "| gemma3-270m | copa | objective: lm -> choices | 72.0 | 71.0 | 76.0 | 200 | 10.0 min |" in text
-    assert "    softprompt train --task copa --objective choices" in text
+    assert "| gemma3-270m | copa | objective: lm -> choices | 72.0 | 71.0 | 76.0 | 200 | 9.5 -> 10.0 min |" in text
+    assert "    softprompt train --task copa --objective choices --group-by-length" in text  # grouped: not today's default
     assert load_variant_runs(tmp_path / "none") == []
     (run / "result.json").write_text("{")
     with pytest.raises(SoftPromptError, match="objective-choices/result.json"):

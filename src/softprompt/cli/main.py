@@ -56,7 +56,7 @@ def train(
     seed: int = typer.Option(default_of(TrainConfig, "seed"), "--seed"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
     activation_checkpointing: int = typer.Option(default_of(TrainConfig, "activation_checkpointing"), "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
-    group_by_length: bool = typer.Option(default_of(TrainConfig, "group_by_length"), "--group-by-length/--random-batches", help="Batches of rows of similar length (less padding, faster on varied inputs) or uniformly random batches."),
+    group_by_length: bool = typer.Option(default_of(TrainConfig, "group_by_length"), "--group-by-length/--random-batches", help="Batches of rows of similar length (fewer tokens computed: benchmarks/padding.md) or uniformly random batches (the default: they scored higher in paired runs, reports/results.md)."),
     objective: str = typer.Option(default_of(TrainConfig, "objective"), "--objective", help="lm: the paper's text-to-text loss on the gold target; choices: cross-entropy of the gold option among the example's options, scored as evaluation scores them (classification tasks; one row per option)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),

@@ -42,6 +42,7 @@ from softprompt.errors import SoftPromptError
 from softprompt.evaluation.ensemble import evaluate_ensemble
 from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
 from softprompt.experiments.prompt_design import evaluate_prompt_design
+from softprompt.experiments.study_sections import with_batching_flag
 from softprompt.fileio import atomic_write
 from softprompt.tasks.base import Task
 from softprompt.training.run import train_prompt
@@ -501,6 +502,15 @@ def summary_rows(results: dict) -> list[dict]:
     return rows
 
 
+def reproducing_command(record: dict) -> str:
+    """A record's command, with the batching flag added where a prompt-tuning run's batching is not
+    today's default (a run recorded under another default reproduces only with the flag)."""
+    train = (record.get("settings") or {}).get("train")
+    if record.get("method") != "defaults" or train is None:
+        return record["command"]
+    return with_batching_flag(record["command"], train)
+
+
 def build_summary(results_by_model: dict[str, dict]) -> str:
     """The report's first part: per model, the baselines against prompt tuning with the
     library's defaults (no flags beyond task and model), each number from a record."""
@@ -552,8 +562,8 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
             lines.append(f"- {task}: {warning}")
         lines += ["", "Commands:", ""]
         for row in rows:
-            commands = dict.fromkeys(r.get("command", "") for r in (row["majority"], row["design"], row["defaults"],
-                                                                     row["model"]) if r and r.get("command"))
+            commands = dict.fromkeys(reproducing_command(r) for r in (row["majority"], row["design"], row["defaults"],
+                                                                       row["model"]) if r and r.get("command"))
             lines += [f"    {c}" for c in commands]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

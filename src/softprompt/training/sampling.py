@@ -4,14 +4,16 @@ Epoch e is a permutation seeded by (seed, e), so the k-th example drawn is a pur
 (seed, k): a resumed run, a model-tuning baseline with the same seed, and every rank of a
 distributed run see the same data.
 
-Length grouping (the default): a batch is padded to its longest row, and on tasks whose inputs
+Length grouping (TrainConfig.group_by_length, off by default): a batch is padded to its longest row, and on tasks whose inputs
 vary in length a random batch spends much of its compute on padding (benchmarks/padding.md
 has the ratios per task and model). So each epoch's permutation is cut into pools of
 LENGTH_GROUP_BATCHES batches; each pool is sorted by token count, cut into batches, and its
 batches are shuffled. Every batch holds rows of similar length, every example still comes once
 per epoch, and which lengths come when stays random (Hugging Face Trainer's `group_by_length`,
 with the batch order inside a pool shuffled too). Lengths are counted only for the pools a run
-reaches, so a short run on a large train split tokenises only what it draws.
+reaches, so a short run on a large train split tokenises only what it draws. Not the default:
+in paired runs it scored lower (reports/results.md), plausibly because each update's gradient then
+comes from one length band.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
+from softprompt.core.config import PRE_SETTING_VALUES, ConfigError, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
@@ -225,10 +225,9 @@ class Trainer:
         payload = load_checkpoint(self.run_dir)
         saved = payload["config"]
         # what decides the data order and the update
-        legacy = {"group_by_length": False, "objective": "lm"}  # checkpoints from before these settings
         for key in ("batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate", "group_by_length",
                     "objective"):
-            was = saved.get(key, legacy.get(key))
+            was = saved.get(key, PRE_SETTING_VALUES.get(key))
             if was != getattr(self.config, key):
                 raise SoftPromptError(
                     f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now {getattr(self.config, key)!r}"
