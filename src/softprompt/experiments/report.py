@@ -34,7 +34,7 @@ from typing import Any, Sequence, cast
 
 import torch
 
-from softprompt.core.config import PromptConfig, TrainConfig
+from softprompt.core.config import PRE_SETTING_VALUES, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import load_prompt
@@ -524,8 +524,8 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
         "on the dev subset scored on the whole dev set. Majority class: the most frequent train label for "
         "every dev example. Prompt design: the hand-written zero-shot prompt. Margin = prompt tuning minus "
         f"the better of the two baselines (primary metric); the target is at least {TARGET_MARGIN:g} points. "
-        "PT batches: 'by length' groups rows of similar length (the default, less padding), 'random' draws "
-        "them uniformly (runs recorded before grouping existed, or `--random-batches`).",
+        "PT batches: 'random' draws them uniformly (the default, the paper's), 'by length' groups rows of "
+        "similar length (`--group-by-length`: less padding; the command below adds the flag).",
         "",
     ]
     for model, results in results_by_model.items():
@@ -539,8 +539,8 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
             any_rec: dict = next((r for r in (row["defaults"], row["design"], row["majority"], row["model"]) if r), {})
             tuned = row["defaults"] or {}
             train = (tuned.get("settings") or {}).get("train", {})
-            # runs recorded before length grouping existed drew random batches
-            batching = "by length" if train.get("group_by_length", False) else "random"
+            grouped = train.get("group_by_length", PRE_SETTING_VALUES["group_by_length"])
+            batching = "by length" if grouped else "random"
             steps = (f"{tuned.get('steps', '-')} ({train.get('batch_size', '-')}, {batching}), "
                      f"{train.get('learning_rate', '-')}" if tuned else "-")
             margin = row["margin"]
