@@ -1,4 +1,4 @@
-"""Padding in training batches: uniformly random batches vs length-grouped ones (the default).
+"""Padding in training batches: uniformly random batches (the default) vs length-grouped ones (--group-by-length).
 
 A batch is padded to its longest row, so the compute a training run spends is the padded
 tokens, not the real ones. For each task and model this counts, over the batches a run with the
