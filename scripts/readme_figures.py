@@ -99,6 +99,14 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s"
 
 
+def _conversion(run: dict) -> str:
+    """What the model load included (records before `model_converted` existed: unknown)."""
+    if run.get("model_converted") is None:
+        return ""
+    return (" (including the one-time conversion of the packaged GGUF model)" if run["model_converted"]
+            else " (the converted model already cached)")
+
+
 def main_job_text(record: Path = RECORD, task: str = "SST-2", metric: str = "accuracy") -> str:
     result = json.loads((record / "result.json").read_text())
     log = [json.loads(line) for line in (record / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -118,7 +126,7 @@ def main_job_text(record: Path = RECORD, task: str = "SST-2", metric: str = "acc
         f"training -> {after:.1f} after** ({dev_examples} dev examples), {result['steps']} updates of batch "
         f"{train['batch_size']} with a {length}-token prompt and lr {train['learning_rate']:g} "
         f"({sources['learning_rate']}); best prompt at update {result['best_step']}. "
-        f"{_minutes(wall)} wall: model load {run['model_load_seconds']:.0f} s, training and "
+        f"{_minutes(wall)} wall: model load {run['model_load_seconds']:.0f} s{_conversion(run)}, training and "
         f"{len(evals)} evaluations {_minutes(result['seconds'])} (of which evaluation {_minutes(eval_seconds)})."
     )
 

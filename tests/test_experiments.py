@@ -105,6 +105,20 @@ def test_private_copy_is_independent():
     assert not torch.equal(next(copy.model.parameters()), next(lm.model.parameters()))
 
 
+def test_model_tuning_shows_progress_in_a_log_and_nothing_when_asked_not_to(capsys):
+    lm, task = tiny_llama(), ToyTask()
+    config = ModelTuningConfig(batch_size=4, max_steps=3, eval_every=2, log_every=1)
+    tune_model(lm, task, task.load("train"), task.load("dev"), config, show_progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    # stderr is not a terminal here: plain lines, each evaluation's closing line, then training's
+    dev = len(task.load("dev"))
+    assert [ln.split(" | ")[0] for ln in lines if ln.startswith("[eval")] == [
+        f"[eval step 2] {dev}/{dev} examples (100%)", f"[eval step 3] {dev}/{dev} examples (100%)"]
+    assert lines[-1].startswith("[model tuning] 3/3 steps (100%) loss ")
+    tune_model(lm, task, task.load("train"), task.load("dev"), config)
+    assert capsys.readouterr().err == ""
+
+
 # ---------------------------------------------------------------- prompt design
 def test_every_template_parses_every_dev_example_of_the_real_data(data_dir):
     for name, template in pd.TEMPLATES.items():

@@ -182,3 +182,28 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradient(make, every):
         lm.set_activation_checkpointing(0)
     torch.testing.assert_close(prompt.grad, plain, atol=1e-5, rtol=1e-4)
     assert not any(m.training for m in lm.model.modules())
+
+
+def test_needs_conversion_names_the_folder_loading_converts_into(tmp_path, monkeypatch):
+    from softprompt.core import loading
+
+    monkeypatch.setenv("SOFTPROMPT_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"")
+    monkeypatch.setitem(loading.BUILTIN_MODELS, "smollm2", loading.BuiltinModel("smollm2", "hub/id", lambda: gguf))
+    converted_into = []
+
+    def fake_convert(gguf_file, out_dir):
+        converted_into.append(out_dir)
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.json").write_text("{}")
+        return out_dir
+
+    monkeypatch.setattr(loading, "convert_gguf", fake_convert)
+    for name in ("smollm2", str(gguf)):
+        assert loading.needs_conversion(name)
+        loading._resolve_source(name)
+        assert not loading.needs_conversion(name)  # converted once; later loads read the folder
+    assert len(converted_into) == 2
+    assert not loading.needs_conversion(str(tmp_path))  # a model folder or hub id is never converted
+    assert not loading.needs_conversion("HuggingFaceTB/SmolLM2-135M")

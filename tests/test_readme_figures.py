@@ -30,3 +30,9 @@ def test_md_table_reads_the_rows_under_a_header(tmp_path):
     table.write_text("intro\n\n| model | s / step |\n|---|---|\n| a | **1.5** |\n| b | 2 |\n\nafter\n")
     assert readme_figures.md_table(table, "model") == [{"model": "a", "s / step": "1.5"},
                                                        {"model": "b", "s / step": "2"}]
+
+
+def test_the_main_job_line_says_whether_its_model_load_included_the_conversion():
+    assert readme_figures._conversion({}) == ""  # older records do not say
+    assert "including the one-time conversion" in readme_figures._conversion({"model_converted": True})
+    assert "already cached" in readme_figures._conversion({"model_converted": False})

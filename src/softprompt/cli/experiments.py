@@ -82,7 +82,7 @@ def model_tune(
     task_obj = _task(task, data_dir)
     train, dev = load_splits(task_obj, "train", "dev", max_train)
     lm = _load(model, device, max_input_tokens)
-    result = tune_model(lm, task_obj, train, dev, config, run_dir=out)
+    result = tune_model(lm, task_obj, train, dev, config, run_dir=out, show_progress=True)
     console.print(_metrics_table(
         f"model tuning: {task_obj.name}, {steps} steps x {batch_size}, {result.train_seconds:.0f} s train",
         [("final", result.final_metrics), (f"best (step {result.best_step})", result.best_metrics)]))
@@ -248,7 +248,7 @@ def report_run(
     lm = None if set(method_list) <= {"majority"} else _load(settings.model, device, settings.max_input_tokens)
     for t in task_objs:
         run_task(lm, t, settings, method_list, results, runs_dir, command=_command(), seeds=seed_list,
-                 log=lambda msg: err_console.print(msg, markup=False, highlight=False))
+                 log=lambda msg: err_console.print(msg, markup=False, highlight=False), show_progress=True)
     console.print(f"results in {results}", markup=False)
 
 
@@ -345,7 +345,7 @@ def ablate(
         raise SoftPromptError(f"--init class-label: task {task!r} has no label words (its options are per example)")
     lm = _load(model, device)
     run_ablation(lm, task_obj, model, settings, out, runs_dir, command=_command(),
-                 log=lambda msg: err_console.print(msg, markup=False, highlight=False))
+                 log=lambda msg: err_console.print(msg, markup=False, highlight=False), show_progress=True)
     console.print(f"record in {record_path(out, model, task)}", markup=False)
 
 

@@ -18,7 +18,7 @@ from softprompt.cli.common import DATA_HELP, DEVICE_HELP, MODEL_HELP, console, d
 from softprompt.cli.common import load as _load
 from softprompt.cli.common import task as _task
 from softprompt.core.config import INIT_METHODS, ConfigError, PromptConfig, TrainConfig
-from softprompt.core.loading import DEFAULT_MODEL
+from softprompt.core.loading import DEFAULT_MODEL, needs_conversion
 from softprompt.errors import SoftPromptError
 from softprompt.training.defaults import LR_PER_EMBEDDING_STD
 
@@ -98,6 +98,7 @@ def train(
     task_obj = _task(task, data_dir, strict, format=None if task_format == "auto" else task_format, **options)
     dev = None if dev_split.lower() == "none" else dev_split
     data = load_splits(task_obj, train_split, dev, max_train)  # fail fast on data, before the model loads
+    converted = needs_conversion(model)
     start = time.perf_counter()
     lm = _load(model, device, max_input_tokens)
     if fsdp:
@@ -107,7 +108,7 @@ def train(
         task_obj.set_format(format_for(lm.is_encoder_decoder))
         data = load_splits(task_obj, train_split, dev, max_train)
     run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "started": started,
-                "model_load_seconds": round(load_seconds, 1), "machine": machine_info(),
+                "model_load_seconds": round(load_seconds, 1), "model_converted": converted, "machine": machine_info(),
                 "processes": group.world_size, "fsdp": fsdp}
     result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume,
                           show_progress=not quiet and group.is_main, data=data, run_info=run_info)

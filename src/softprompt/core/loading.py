@@ -133,6 +133,24 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def _converted_folder(name_or_path: str) -> Path | None:
+    """Where a built-in name or a GGUF file is (or will be) converted to, as _resolve_source
+    converts it; None for folders and hub ids."""
+    if name_or_path in BUILTIN_MODELS:
+        return cache_dir() / "models" / name_or_path
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf":
+        return cache_dir() / "models" / f"gguf-{path.stem}"
+    return None
+
+
+def needs_conversion(name_or_path: str) -> bool:
+    """Whether loading this model will first dequantise its GGUF file (once per machine):
+    run records state it, since it adds to the load time."""
+    folder = _converted_folder(name_or_path)
+    return folder is not None and not (folder / "config.json").is_file()
+
+
 def _resolve_source(name_or_path: str) -> Path | str:
     """Built-in name or GGUF file -> a converted folder; folders and hub ids pass through."""
     if name_or_path in BUILTIN_MODELS:

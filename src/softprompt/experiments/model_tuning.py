@@ -34,6 +34,7 @@ from softprompt.core.config import ConfigError, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
+from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
 from softprompt.training.sampling import ExampleStream, token_length
 
@@ -126,10 +127,13 @@ def tune_model(
     run_dir: str | Path | None = None,
     keep_model: bool = False,
     on_step=None,
+    show_progress: bool = False,
 ) -> ModelTuningResult:
     """Fine-tune every weight of a copy of `lm` on `task`; evaluate with no prompt.
 
     run_dir (optional) receives metrics.jsonl (train loss / eval lines) and result.json.
+    show_progress: a bar on a terminal, plain lines (step, loss, elapsed, eta) in a log, as
+    `softprompt train` shows them; a run takes minutes to hours on a CPU.
     """
     config = config or ModelTuningConfig()
     dev = list(dev_examples or [])[: config.max_eval_examples]
@@ -160,10 +164,14 @@ def tune_model(
     final_metrics: dict[str, float] | None = None
     initial_metrics: dict[str, float] | None = None
 
+    reporter = ProgressReporter("model tuning", config.max_steps, enabled=show_progress)
+
     def run_eval(step: int) -> dict[str, float]:
         nonlocal eval_seconds, best_metrics, best_step
         tuned.model.eval()
-        result = evaluate(tuned, task, dev, None, config.eval_batch_size, max_input_tokens=config.max_input_tokens)
+        with reporter.child(f"eval step {step}", len(dev), "examples") as bar:
+            result = evaluate(tuned, task, dev, None, config.eval_batch_size, progress=bar.advance,
+                              max_input_tokens=config.max_input_tokens)
         tuned.model.train()
         eval_seconds += result.seconds
         metric = result.metrics[task.primary_metric]
@@ -172,45 +180,47 @@ def tune_model(
         log({"event": "eval", "step": step, "metrics": result.metrics, "seconds": round(result.seconds, 3)})
         return result.metrics
 
-    try:
-        if dev and config.eval_at_start:
-            initial_metrics = run_eval(0)
-        tuned.model.train()
-        losses: list[tuple[int, float]] = []
-        train_seconds = 0.0
-        running, running_n = 0.0, 0
-        for step in range(1, config.max_steps + 1):
-            start = time.perf_counter()
-            examples = stream.take((step - 1) * config.batch_size, config.batch_size)
-            rows = [tuned.encode(ex.input, ex.target, add_eos=add_eos, max_input_tokens=config.max_input_tokens)
-                    for ex in examples]
-            optimizer.zero_grad(set_to_none=True)
-            loss = tuned.loss(tuned.build_batch(rows, None))
-            loss.backward()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise SoftPromptError(f"model tuning: loss became {value} at step {step}; lower the learning rate")
-            if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            train_seconds += time.perf_counter() - start
-            running, running_n = running + value, running_n + 1
-            if on_step is not None:
-                on_step(step, value)
-            if step % config.log_every == 0 or step == config.max_steps:
-                losses.append((step, running / running_n))
-                log({"event": "train", "step": step, "loss": running / running_n, "elapsed": round(train_seconds, 3)})
-                running, running_n = 0.0, 0
-            at_eval = step == config.max_steps or (config.eval_every is not None and step % config.eval_every == 0)
-            if dev and at_eval:
-                metrics = run_eval(step)
-                if step == config.max_steps:
-                    final_metrics = metrics
-    finally:
-        tuned.model.eval()
-        for p in params:
-            p.requires_grad_(False)
-        del optimizer
+    with reporter:
+        try:
+            if dev and config.eval_at_start:
+                initial_metrics = run_eval(0)
+            tuned.model.train()
+            losses: list[tuple[int, float]] = []
+            train_seconds = 0.0
+            running, running_n = 0.0, 0
+            for step in range(1, config.max_steps + 1):
+                start = time.perf_counter()
+                examples = stream.take((step - 1) * config.batch_size, config.batch_size)
+                rows = [tuned.encode(ex.input, ex.target, add_eos=add_eos, max_input_tokens=config.max_input_tokens)
+                        for ex in examples]
+                optimizer.zero_grad(set_to_none=True)
+                loss = tuned.loss(tuned.build_batch(rows, None))
+                loss.backward()
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise SoftPromptError(f"model tuning: loss became {value} at step {step}; lower the learning rate")
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                train_seconds += time.perf_counter() - start
+                running, running_n = running + value, running_n + 1
+                reporter.advance(loss=value)
+                if on_step is not None:
+                    on_step(step, value)
+                if step % config.log_every == 0 or step == config.max_steps:
+                    losses.append((step, running / running_n))
+                    log({"event": "train", "step": step, "loss": running / running_n, "elapsed": round(train_seconds, 3)})
+                    running, running_n = 0.0, 0
+                at_eval = step == config.max_steps or (config.eval_every is not None and step % config.eval_every == 0)
+                if dev and at_eval:
+                    metrics = run_eval(step)
+                    if step == config.max_steps:
+                        final_metrics = metrics
+        finally:
+            tuned.model.eval()
+            for p in params:
+                p.requires_grad_(False)
+            del optimizer
 
     result = ModelTuningResult(
         task=task.name, steps=config.max_steps, train_seconds=train_seconds, eval_seconds=eval_seconds,

@@ -154,9 +154,11 @@ def run_task(
     command: str = "",
     seeds: Sequence[int] | None = None,
     log=print,
+    show_progress: bool = False,
 ) -> dict:
     """Run the requested methods on one task; each record is saved as soon as it exists
-    (`lm` may be None when the only method is 'majority')."""
+    (`lm` may be None when the only method is 'majority'). show_progress: model tuning's
+    progress (a bar, or plain lines in a log), the longest method."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SoftPromptError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
@@ -253,7 +255,7 @@ def run_task(
                                    learning_rate=settings.model_learning_rate,
                                    batch_size=settings.batch_size, max_steps=steps, max_input_tokens=max_tokens,
                                    eval_batch_size=settings.eval_batch_size, log_every=max(1, steps // 10))
-        tuned = tune_model(frozen, task, train, dev, tuning, run_dir=runs / "model")
+        tuned = tune_model(frozen, task, train, dev, tuning, run_dir=runs / "model", show_progress=show_progress)
         if tuned.final_metrics is None:
             raise SoftPromptError(f"[{name}] model tuning needs dev examples to report a score")
         record = {**common, "method": "model", "steps": steps, "batch_size": settings.batch_size,
