@@ -26,7 +26,7 @@ from softprompt.experiments.report import (
     load_results,
     run_task,
 )
-from softprompt.experiments.transfer import TRANSFER_PAIRS, evaluate_transfer
+from softprompt.experiments.transfer import TRANSFER_PAIRS, evaluate_transfer, model_tuning_transfer
 from softprompt.tasks.base import Example
 from softprompt.tasks.registry import get_task
 
@@ -258,6 +258,30 @@ def test_transfer_refuses_other_label_words_and_runs_generation(tmp_path, data_d
     assert res.prefix is None
 
 
+def test_model_tuning_transfer_scores_the_tuned_copy_on_the_target_in_the_source_format(data_dir):
+    lm = tiny_llama()
+    qqp = get_task("qqp", data_dir, format="t5")
+    rows = get_task("mrpc", data_dir, format="t5")
+    rows.prefix = "qqp"  # paraphrase pairs rendered as QQP inputs stand in for QQP's large train file here
+    train, source_dev = rows.load("train")[:16], rows.load("train")[16:22]
+    config = ModelTuningConfig(learning_rate=1e-3, batch_size=4, max_steps=3, eval_batch_size=4)
+    res = model_tuning_transfer(lm, qqp, get_task("mrpc", data_dir, format="t5"), train, source_dev, config,
+                                max_examples=5)
+    assert (res.source, res.target, res.prefix, res.method, res.prompt) == ("qqp", "mrpc", "qqp", "model tuning", None)
+    assert res.budget["updates"] == 3 and res.budget["batch_size"] == 4
+    # the same tuning (seeded, deterministic on CPU) scored by hand on MRPC rows with the qqp prefix
+    tuned = tune_model(lm, qqp, train, source_dev, config, keep_model=True)
+    assert res.source_dev_metric["metrics"] == tuned.final_metrics
+    assert res.source_dev_metric["step"] == 3
+    target = get_task("mrpc", data_dir, format="t5")
+    target.prefix = "qqp"
+    examples = target.load("dev")[:5]
+    assert res.examples == 5
+    assert res.metrics == evaluate(tuned.model, target, examples, None).metrics
+    with pytest.raises(SoftPromptError, match="same output format"):
+        model_tuning_transfer(lm, get_task("sst2", data_dir), target, train, source_dev, config)
+
+
 # ---------------------------------------------------------------- report
 def test_report_settings_come_from_the_named_file_only(tmp_path):
     from pathlib import Path
@@ -342,6 +366,17 @@ def test_cli_prompt_design_templates_and_model_tune(cli, tmp_path, data_dir):
                             "--data-dir", str(data_dir), "--json", str(out)])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["dev_examples"] == 3
+    out = tmp_path / "t.json"
+    r = runner.invoke(app, ["model-tune", "--task", "mrpc", "--steps", "1", "--batch-size", "2", "--max-eval", "2",
+                            "--max-train", "4", "--transfer-to", "qqp", "--transfer-max-examples", "3",
+                            "--data-dir", str(data_dir), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    record = json.loads(out.read_text())
+    assert (record["source"], record["target"], record["method"], record["examples"]) == ("mrpc", "qqp", "model tuning", 3)
+    r = runner.invoke(app, ["model-tune", "--task", "mrpc", "--transfer-to", "sst2", "--data-dir", str(data_dir)])
+    assert isinstance(r.exception, SoftPromptError)
+    assert "the model would be tuned on 'mrpc'" in str(r.exception)
+    assert "same output format" in str(r.exception)
 
 
 def test_cli_ensemble_and_transfer(cli, tmp_path, data_dir):

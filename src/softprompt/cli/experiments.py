@@ -70,17 +70,33 @@ def model_tune(
     max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device"),
+    transfer_to: Optional[str] = typer.Option(None, "--transfer-to", help="Then score the tuned model zero-shot on this task "
+                                              "(domain transfer, e.g. mrpc after qqp); --json writes a transfer record."),
+    transfer_max: Optional[int] = typer.Option(None, "--transfer-max-examples", help="Score on the first N target examples."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
 ) -> None:
     """Model tuning: fine-tune every weight (of a private copy) on the task's text-to-text loss."""
     from softprompt.api import load_splits
     from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
+    from softprompt.experiments.transfer import check_compatible_tasks, model_tuning_transfer
 
     config = ModelTuningConfig(optimizer=cast(Any, optimizer), learning_rate=lr, batch_size=batch_size, max_steps=steps,
                                eval_every=eval_every, max_eval_examples=max_eval, max_input_tokens=max_input_tokens,
                                seed=seed)
     task_obj = _task(task, data_dir)
     train, dev = load_splits(task_obj, "train", "dev", max_train)
+    if transfer_to is not None:
+        target = _task(transfer_to, data_dir)
+        check_compatible_tasks(list(task_obj.label_words or []), task_obj.name, target,  # before the model loads
+                               "the model would be tuned")
+        lm = _load(model, device, max_input_tokens)
+        moved = model_tuning_transfer(lm, task_obj, target, train, dev, config, max_examples=transfer_max,
+                                      run_dir=out, show_progress=True)
+        console.print(_metrics_table(
+            f"model tuning {moved.source} -> {moved.target} (prefix {moved.prefix!r}), {moved.examples} examples",
+            [("zero-shot", moved.metrics), ("source dev", (moved.source_dev_metric or {}).get("metrics"))]))
+        _write_json(json_out, {**moved.to_dict(), "command": _command()})
+        return
     lm = _load(model, device, max_input_tokens)
     result = tune_model(lm, task_obj, train, dev, config, run_dir=out, show_progress=True)
     console.print(_metrics_table(

@@ -54,23 +54,32 @@ def ensemble_section(records: Sequence[dict]) -> str:
 
 
 def transfer_section(records: Sequence[dict]) -> str:
-    """Per transfer record: the prompt's in-domain dev score (from its own run) beside its
-    zero-shot score on the target task."""
+    """Per transfer record (a prompt, or a model tuned on the source task): its in-domain dev score
+    beside its zero-shot score on the target task; the two methods of one pair side by side."""
     lines = ["## Domain transfer (the paper's Tables 1 and 2)", "",
-             "A prompt trained on the source task, scored zero-shot on the target task (same label words, the "
-             "source's input format). In-domain: the score the prompt's own run recorded for it on the source "
-             "task's dev set (on the run's dev subset when its evaluations used one); saved at update: the update "
-             "whose prompt the run kept (0: training never beat the initial prompt on dev).", "",
-             "| source -> target | metric | in-domain (source dev) | saved at update | zero-shot on target | "
-             "target examples | prompt | record |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in records:
+             "Trained on the source task, scored zero-shot on the target task (same label words, the source's "
+             "input format). Prompt tuning: a prompt file; in-domain is the score its own run recorded on the "
+             "source task's dev set (on the run's dev subset when its evaluations used one), saved at update: "
+             "the update whose prompt the run kept (0: training never beat the initial prompt on dev). Model "
+             "tuning: every weight of a copy of the same model, scored after its last update.", "",
+             "| source -> target | method | metric | in-domain (source dev) | saved at update | zero-shot on target | "
+             "target examples | trained | record |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ordered = sorted(records, key=lambda r: (r["source"], r["target"], r.get("method", "prompt tuning") != "prompt tuning"))
+    for r in ordered:
         m = r["primary_metric"]
         source_dev = (r.get("source_dev_metric") or {}).get("metrics")
         step = (r.get("source_dev_metric") or {}).get("step", "-")
-        lines.append(f"| {r['source']} -> {r['target']} | {m} | {_metric(source_dev, m)} | {step} | "
-                     f"{_metric(r['metrics'], m)} | {r['examples']} | `{r['prompt']}` | `{r['_file']}` |")
-    lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in records]
+        method = r.get("method", "prompt tuning")
+        if r.get("prompt"):
+            trained = f"`{r['prompt']}`"
+        else:
+            b = r.get("budget") or {}
+            trained = (f"{b.get('trainable_parameters', 0) / 1e6:.0f}M weights, {b.get('updates')} updates of "
+                       f"{b.get('batch_size')}, {b.get('optimizer')} lr {b.get('learning_rate')}")
+        lines.append(f"| {r['source']} -> {r['target']} | {method} | {m} | {_metric(source_dev, m)} | {step} | "
+                     f"{_metric(r['metrics'], m)} | {r['examples']} | {trained} | `{r['_file']}` |")
+    lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
     return "\n".join(lines) + "\n"
 
 

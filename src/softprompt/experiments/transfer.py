@@ -18,13 +18,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt_file import load_prompt
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
-from softprompt.tasks.base import Task
+from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
+from softprompt.tasks.base import Example, Task
 
 TRANSFER_PAIRS: tuple[tuple[str, str], ...] = (("qqp", "mrpc"), ("mrpc", "qqp"), ("squad", "bioasq"))
 PrefixMode = Literal["source", "target", "none"]
@@ -40,8 +41,10 @@ class TransferResult:
     primary_metric: str
     examples: int
     seconds: float
-    prompt: str
-    source_dev_metric: dict | None
+    prompt: str | None  # the prompt file; None for a model-tuned source
+    source_dev_metric: dict | None  # the source run's own dev score: name, value, step, metrics
+    method: str = "prompt tuning"
+    budget: dict | None = None  # model tuning: the updates, batch, optimizer and lr it trained with
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -55,7 +58,7 @@ def _task(name_or_task: str | Task, data_dir) -> Task:
     return get_task(name_or_task, data_dir)
 
 
-def _source_prefix(source: str | None, data_dir) -> str | None:
+def _source_prefix(source: str | None) -> str | None:
     """The prefix the source task renders its inputs with (None: it has no prefix)."""
     if not source:
         return None
@@ -65,14 +68,31 @@ def _source_prefix(source: str | None, data_dir) -> str | None:
     return getattr(cls, "prefix", None) if cls is not None else None
 
 
-def check_compatible_tasks(prompt_labels, source: str | None, target: Task) -> None:
-    """The prompt must answer in the target's label words (or both are generation tasks)."""
+def check_compatible_tasks(prompt_labels, source: str | None, target: Task, trained: str = "the prompt was trained") -> None:
+    """What was trained (a prompt, or a tuned model) must answer in the target's label words
+    (or both are generation tasks)."""
     target_labels = list(target.label_words) if target.label_words else None
     if (prompt_labels or None) != target_labels:
         raise SoftPromptError(
-            f"the prompt was trained on {source or 'an unnamed task'!r} with label words {prompt_labels}, "
+            f"{trained} on {source or 'an unnamed task'!r} with label words {prompt_labels}, "
             f"but {target.name!r} uses {target_labels}: zero-shot transfer needs the same output format"
         )
+
+
+def use_prefix(task: Task, source: str | None, prefix: PrefixMode) -> str | None:
+    """Set the prefix `task` renders its inputs with (see the module doc); return it (None: the
+    task has no prefix)."""
+    if not hasattr(task, "prefix"):
+        return None
+    if prefix == "source":
+        src = _source_prefix(source)
+        if src is not None:
+            task.prefix = src
+    elif prefix == "none":
+        task.prefix = ""
+    elif prefix != "target":
+        raise SoftPromptError(f"prefix must be source, target or none, got {prefix!r}")
+    return task.prefix
 
 
 def evaluate_transfer(
@@ -91,17 +111,7 @@ def evaluate_transfer(
     source = saved.metadata.task
     task = _task(target, data_dir)
     check_compatible_tasks(saved.metadata.label_words, source, task)
-    used_prefix = getattr(task, "prefix", None)
-    if hasattr(task, "prefix"):
-        if prefix == "source":
-            src = _source_prefix(source, data_dir)
-            if src is not None:
-                task.prefix = src
-        elif prefix == "none":
-            task.prefix = ""
-        elif prefix != "target":
-            raise SoftPromptError(f"prefix must be source, target or none, got {prefix!r}")
-        used_prefix = task.prefix
+    used_prefix = use_prefix(task, source, prefix)
     examples = task.load(split)[:max_examples]
     if not examples:
         raise SoftPromptError(f"{task.name} split {split!r} has no examples")
@@ -112,4 +122,45 @@ def evaluate_transfer(
         source=source, target=task.name, split=split, prefix=used_prefix, metrics=result.metrics,
         primary_metric=task.primary_metric, examples=len(examples), seconds=time.perf_counter() - start,
         prompt=str(prompt_path), source_dev_metric=saved.metadata.best_dev_metric,
+    )
+
+
+def model_tuning_transfer(
+    lm: PromptedLM,
+    source: Task,
+    target: Task,
+    train: Sequence[Example],
+    source_dev: Sequence[Example],
+    config: ModelTuningConfig,
+    split: str = "dev",
+    max_examples: int | None = None,
+    prefix: PrefixMode = "source",
+    run_dir: str | Path | None = None,
+    show_progress: bool = False,
+) -> TransferResult:
+    """The model-tuning side of the paper's Tables 1-2: tune every weight (of a private copy) on
+    `source`, score it on the source's dev examples (in-domain) and then, zero-shot, on `target`
+    rendered as a source prompt would see it (same prefix rule as `evaluate_transfer`)."""
+    check_compatible_tasks(list(source.label_words) if source.label_words else None, source.name, target,
+                           "the model was tuned")
+    used_prefix = use_prefix(target, source.name, prefix)
+    examples = target.load(split)[:max_examples]
+    if not examples or not source_dev:
+        raise SoftPromptError(f"model-tuning transfer needs {source.name} dev and {target.name} {split} examples")
+    tuned = tune_model(lm, source, train, source_dev, config, run_dir=run_dir, keep_model=True,
+                       show_progress=show_progress)
+    assert tuned.model is not None and tuned.final_metrics is not None
+    start = time.perf_counter()
+    result = evaluate(tuned.model, target, examples, None, config.eval_batch_size,
+                      max_input_tokens=config.max_input_tokens)
+    seconds = time.perf_counter() - start
+    in_domain = {"name": source.primary_metric, "value": tuned.final_metrics[source.primary_metric],
+                 "step": tuned.steps, "metrics": tuned.final_metrics, "examples": tuned.dev_examples}
+    budget = {"updates": config.max_steps, "batch_size": config.batch_size, "optimizer": config.optimizer,
+              "learning_rate": config.learning_rate, "train_seconds": round(tuned.train_seconds, 1),
+              "trainable_parameters": tuned.trainable_parameters}
+    return TransferResult(
+        source=source.name, target=target.name, split=split, prefix=used_prefix, metrics=result.metrics,
+        primary_metric=target.primary_metric, examples=len(examples), seconds=seconds, prompt=None,
+        source_dev_metric=in_domain, method="model tuning", budget=budget,
     )
