@@ -4,7 +4,12 @@ import json
 import pytest
 
 from softprompt.errors import SoftPromptError
-from softprompt.experiments.study_sections import ensemble_section, load_json_records, transfer_section
+from softprompt.experiments.study_sections import (
+    ensemble_section,
+    load_json_records,
+    record_model,
+    transfer_section,
+)
 
 
 def test_sections_show_the_recorded_numbers(tmp_path):
@@ -18,23 +23,25 @@ def test_sections_show_the_recorded_numbers(tmp_path):
     (tmp_path / "tr" / "mrpc-qqp.json").write_text(json.dumps({
         "source": "mrpc", "target": "qqp", "primary_metric": "accuracy", "metrics": {"accuracy": 61.0},
         "source_dev_metric": {"metrics": {"accuracy": 70.1}, "step": 300}, "examples": 500, "prompt": "p.safetensors",
-        "command": "softprompt experiment transfer p --target qqp"}))
+        "command": "softprompt experiment transfer p --target qqp --model smollm2"}))
     (tmp_path / "tr" / "a-model.json").write_text(json.dumps({  # sorts first by file name, shown after the prompt
         "source": "mrpc", "target": "qqp", "primary_metric": "accuracy", "metrics": {"accuracy": 66.5},
         "source_dev_metric": {"metrics": {"accuracy": 80.25}, "step": 300}, "examples": 500, "prompt": None,
         "method": "model tuning", "budget": {"updates": 300, "batch_size": 8, "optimizer": "adamw",
                                              "learning_rate": 5e-05, "trainable_parameters": 134515008},
-        "command": "softprompt experiment model-tune --task mrpc --transfer-to qqp"}))
+        "model": "smollm2", "command": "softprompt experiment model-tune --task mrpc --transfer-to qqp"}))
     ens = ensemble_section(load_json_records(tmp_path / "ens"))
-    assert "| sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
+    assert "| - | sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
     assert "softprompt experiment ensemble a b" in ens
     tr = transfer_section(load_json_records(tmp_path / "tr"))
-    rows = [ln for ln in tr.splitlines() if ln.startswith("| mrpc -> qqp")]
-    assert rows[0].startswith("| mrpc -> qqp | prompt tuning | accuracy | 70.1 | 300 | 61.0 | 500 | `p.safetensors` |")
-    assert rows[1].startswith("| mrpc -> qqp | model tuning | accuracy | 80.2 | 300 | 66.5 | 500 | "
+    rows = [ln for ln in tr.splitlines() if ln.startswith("| smollm2 | mrpc -> qqp")]
+    assert rows[0].startswith("| smollm2 | mrpc -> qqp | prompt tuning | accuracy | 70.1 | 300 | 61.0 | 500 | `p.safetensors` |")
+    assert rows[1].startswith("| smollm2 | mrpc -> qqp | model tuning | accuracy | 80.2 | 300 | 66.5 | 500 | "
                               "135M weights, 300 updates of 8, adamw lr 5e-05 |")
-    assert tr.index("transfer p --target qqp") < tr.index("model-tune --task mrpc --transfer-to qqp")
+    assert tr.index("transfer p --target qqp --model smollm2") < tr.index("model-tune --task mrpc --transfer-to qqp")
     assert load_json_records(tmp_path / "missing") == []
+    assert record_model({"command": "x ensemble a b -m gemma3-270m --json o"}) == "gemma3-270m"
+    assert record_model({"model": "smollm2", "command": "x --model gemma3-270m"}) == "smollm2"
 
 
 def test_a_broken_record_names_its_file(tmp_path):

@@ -95,14 +95,14 @@ def model_tune(
         console.print(_metrics_table(
             f"model tuning {moved.source} -> {moved.target} (prefix {moved.prefix!r}), {moved.examples} examples",
             [("zero-shot", moved.metrics), ("source dev", (moved.source_dev_metric or {}).get("metrics"))]))
-        _write_json(json_out, {**moved.to_dict(), "command": _command()})
+        _write_json(json_out, {**moved.to_dict(), "model": model, "command": _command()})
         return
     lm = _load(model, device, max_input_tokens)
     result = tune_model(lm, task_obj, train, dev, config, run_dir=out, show_progress=True)
     console.print(_metrics_table(
         f"model tuning: {task_obj.name}, {steps} steps x {batch_size}, {result.train_seconds:.0f} s train",
         [("final", result.final_metrics), (f"best (step {result.best_step})", result.best_metrics)]))
-    _write_json(json_out, {**result.to_dict(), "command": _command()})
+    _write_json(json_out, {**result.to_dict(), "model": model, "command": _command()})
 
 
 @experiments_app.command("prompt-design")
@@ -135,7 +135,7 @@ def prompt_design(
         f"prompt design: {task_obj.name} / {split}, {shots}-shot, {len(examples)} examples, {result.seconds:.1f} s",
         [("hand-written prompt", result.metrics)]))
     _write_json(json_out, {"task": task_obj.name, "split": split, "examples": len(examples), "metrics": result.metrics,
-                           "seconds": result.seconds, **result.extra, "command": _command()})
+                           "seconds": result.seconds, **result.extra, "model": model, "command": _command()})
 
 
 @experiments_app.command("templates")
@@ -184,7 +184,7 @@ def ensemble(
     if result.separate_seconds is not None:
         console.print(f"{len(prompts)} separate passes: {result.separate_seconds:.1f} s "
                       f"(shared pass {result.seconds:.1f} s); largest score difference {result.separate_max_diff:.1e}")
-    _write_json(json_out, {**result.to_dict(), "split": split, "command": _command()})
+    _write_json(json_out, {**result.to_dict(), "split": split, "model": model, "command": _command()})
 
 
 @experiments_app.command("transfer")
@@ -218,7 +218,7 @@ def transfer(
     console.print(_metrics_table(
         f"transfer {result.source} -> {result.target} / {split} (prefix {result.prefix!r}), {result.examples} examples",
         [("zero-shot", result.metrics), ("source dev (recorded)", (result.source_dev_metric or {}).get("metrics"))]))
-    _write_json(json_out, {**result.to_dict(), "command": _command()})
+    _write_json(json_out, {**result.to_dict(), "model": model, "command": _command()})
 
 
 @experiments_app.command("report-run")

@@ -24,6 +24,18 @@ def load_json_records(folder: str | Path | None) -> list[dict]:
     return out
 
 
+def record_model(record: dict) -> str:
+    """The model a record was made with: its own field, else the --model of its command (records
+    written before the field existed; every report command names its model)."""
+    if record.get("model"):
+        return str(record["model"])
+    words = str(record.get("command", "")).split()
+    for flag in ("--model", "-m"):
+        if flag in words[:-1]:
+            return words[words.index(flag) + 1]
+    return "-"
+
+
 def _metric(metrics: dict | None, name: str) -> str:
     return "-" if not metrics or name not in metrics else f"{metrics[name]:.1f}"
 
@@ -36,19 +48,19 @@ def ensemble_section(records: Sequence[dict]) -> str:
              "example once per prompt). Average: the mean of the prompts' scores; best: the best single prompt "
              "(chosen on the same dev examples, so an upper bound); ensemble: majority vote of the prompts' "
              "answers (ties by summed log-likelihood).", "",
-             "| task | prompts | dev examples | each prompt | average | best | ensemble | shared pass (s) | "
+             "| model | task | prompts | dev examples | each prompt | average | best | ensemble | shared pass (s) | "
              "N separate passes (s) | record |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         m = r["primary_metric"]
         each = ", ".join(_metric(p, m) for p in r["per_prompt"])
         separate = "-" if r.get("separate_seconds") is None else f"{r['separate_seconds']:.1f}"
-        lines.append(f"| {r['task']} | {len(r['per_prompt'])} | {r['examples']} | {each} | {_metric(r['average'], m)} | "
+        lines.append(f"| {record_model(r)} | {r['task']} | {len(r['per_prompt'])} | {r['examples']} | {each} | {_metric(r['average'], m)} | "
                      f"{_metric(r['best'], m)} | {_metric(r['ensemble'], m)} | {r['seconds']:.1f} | {separate} | "
                      f"`{r['_file']}` |")
     lines += ["", "Prompts and commands:", ""]
     for r in records:
-        lines.append(f"- {r['task']}: " + ", ".join(f"`{p}`" for p in r.get("prompts", [])))
+        lines.append(f"- {record_model(r)} / {r['task']}: " + ", ".join(f"`{p}`" for p in r.get("prompts", [])))
         lines.append(f"    {r.get('command', '')}")
     return "\n".join(lines) + "\n"
 
@@ -62,10 +74,11 @@ def transfer_section(records: Sequence[dict]) -> str:
              "source task's dev set (on the run's dev subset when its evaluations used one), saved at update: "
              "the update whose prompt the run kept (0: training never beat the initial prompt on dev). Model "
              "tuning: every weight of a copy of the same model, scored after its last update.", "",
-             "| source -> target | method | metric | in-domain (source dev) | saved at update | zero-shot on target | "
-             "target examples | trained | record |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    ordered = sorted(records, key=lambda r: (r["source"], r["target"], r.get("method", "prompt tuning") != "prompt tuning"))
+             "| model | source -> target | method | metric | in-domain (source dev) | saved at update | "
+             "zero-shot on target | target examples | trained | record |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    ordered = sorted(records, key=lambda r: (record_model(r), r["source"], r["target"],
+                                             r.get("method", "prompt tuning") != "prompt tuning"))
     for r in ordered:
         m = r["primary_metric"]
         source_dev = (r.get("source_dev_metric") or {}).get("metrics")
@@ -77,7 +90,7 @@ def transfer_section(records: Sequence[dict]) -> str:
             b = r.get("budget") or {}
             trained = (f"{b.get('trainable_parameters', 0) / 1e6:.0f}M weights, {b.get('updates')} updates of "
                        f"{b.get('batch_size')}, {b.get('optimizer')} lr {b.get('learning_rate')}")
-        lines.append(f"| {r['source']} -> {r['target']} | {method} | {m} | {_metric(source_dev, m)} | {step} | "
+        lines.append(f"| {record_model(r)} | {r['source']} -> {r['target']} | {method} | {m} | {_metric(source_dev, m)} | {step} | "
                      f"{_metric(r['metrics'], m)} | {r['examples']} | {trained} | `{r['_file']}` |")
     lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
     return "\n".join(lines) + "\n"
