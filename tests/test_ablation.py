@@ -105,3 +105,16 @@ def test_cli_ablate_refuses_class_label_without_label_words(tmp_path, data_dir, 
                                                 "--out", str(tmp_path)])
     assert r.exit_code != 0
     assert "class-label" in str(r.exception)
+
+
+def test_cli_ablate_writes_its_record(tmp_path, data_dir, monkeypatch):
+    import softprompt.cli.experiments as ex
+
+    monkeypatch.setattr(ex, "_load", lambda *a, **k: tiny_llama())
+    r = CliRunner().invoke(ex.experiments_app, ["ablate", "--task", "sst2", "-m", "tiny", "-p", "1", "--init",
+                                                "random-uniform", "--steps", "1", "--max-dev", "2", "--data-dir",
+                                                str(data_dir), "--out", str(tmp_path / "rec"),
+                                                "--runs-dir", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    record = json.loads((tmp_path / "rec" / "tiny-sst2.json").read_text())
+    assert list(record["cells"]) == ["p1-random-uniform-seed0"]

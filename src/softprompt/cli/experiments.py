@@ -361,7 +361,7 @@ def ablate(
         raise SoftPromptError(f"--init class-label: task {task!r} has no label words (its options are per example)")
     lm = _load(model, device)
     run_ablation(lm, task_obj, model, settings, out, runs_dir, command=_command(),
-                 log=lambda msg: err_console.print(msg, markup=False, highlight=False), show_progress=True)
+                 log=lambda msg: err_console.print(msg, markup=False, highlight=False))
     console.print(f"record in {record_path(out, model, task)}", markup=False)
 
 
