@@ -88,7 +88,7 @@ def _subset_trainer(run_dir, on_step=None, **cfg):
     task = ToyTask()
     prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
     config = TrainConfig(batch_size=4, max_steps=12, eval_every=4, log_every=2, optimizer="adam",
-                         learning_rate=0.05, intermediate_eval_examples=5, **cfg)
+                         learning_rate=0.05, **{"intermediate_eval_examples": 5, **cfg})
     return lm, task, Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir,
                              show_progress=False, on_step=on_step)
 
@@ -107,6 +107,18 @@ def test_evaluations_use_the_subset_and_the_best_prompt_is_scored_on_the_whole_d
     best = read_prompt(result.prompt_path).tensor
     independent = evaluate(lm, task, task.load("dev"), best)
     assert result.final_metrics == independent.metrics
+    assert result.dev_score == {"metrics": independent.metrics, "examples": 12, "measured_by": "final evaluation"}
+    assert json.loads((tmp_path / "result.json").read_text())["dev_score"] == result.dev_score
+
+
+def test_without_a_subset_the_dev_score_is_the_best_evaluation(tmp_path):
+    lm, task, trainer = _subset_trainer(tmp_path, intermediate_eval_examples=None)
+    result = trainer.train()
+    assert result.final_metrics is None  # no second pass over the same examples
+    assert not [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+                if r["event"] == "final_eval"]
+    independent = evaluate(lm, task, task.load("dev"), read_prompt(result.prompt_path).tensor)
+    assert result.dev_score == {"metrics": independent.metrics, "examples": 12, "measured_by": "best evaluation"}
 
 
 def test_result_json_records_every_setting_and_its_source(tmp_path):

@@ -84,6 +84,9 @@ class TrainResult:
     stopped_early: bool
     # the best prompt on the whole dev set, when the evaluations during training used a subset
     final_metrics: dict[str, float] | None = None
+    # the kept prompt's score on the whole dev set, whichever evaluation measured it:
+    # {"metrics", "examples", "measured_by": "final evaluation" | "best evaluation"}
+    dev_score: dict | None = None
     settings: dict | None = None
     warnings: list[str] | None = None
     run: dict | None = None  # how the run was started (command, model load time), from the caller
@@ -309,6 +312,17 @@ class Trainer:
                    "metrics": result.metrics, "examples": len(self.dev_examples),
                    "seconds": round(result.seconds, 3)})
 
+    def _dev_score(self) -> dict | None:
+        """The kept prompt on the whole dev set: the final evaluation when the evaluations used a
+        subset, else the best evaluation itself (None when neither measured it)."""
+        if self.final_metrics is not None:
+            return {"metrics": self.final_metrics, "examples": len(self.dev_examples),
+                    "measured_by": "final evaluation"}
+        if self.best_metrics is not None and len(self.eval_examples) == len(self.dev_examples):
+            return {"metrics": self.best_metrics, "examples": len(self.dev_examples),
+                    "measured_by": "best evaluation"}
+        return None
+
     def _warn_if_nothing_beat_the_start(self) -> None:
         """The kept prompt is the untrained one: the run learned nothing dev can see, which a
         summary that only prints the best score would hide."""
@@ -445,7 +459,7 @@ class Trainer:
             seconds=seconds, best_metric=self.state.best_metric, best_step=self.state.best_step,
             initial_metrics=self.initial_metrics, best_metrics=self.best_metrics,
             stopped_early=self.state.stopped_early, final_metrics=self.final_metrics,
-            settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
+            dev_score=self._dev_score() if has_dev else None, settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
             run=self.run_info,
         )
         if self.group.is_main:
