@@ -71,3 +71,22 @@ def pytest_approx(value):
     import pytest
 
     return pytest.approx(value, abs=1e-5)
+
+
+def test_prompts_of_two_models_are_each_analysed_on_their_own_model(tmp_path):
+    from tiny import tiny_t5
+
+    from softprompt.experiments.interpretability import analyse_prompts
+
+    models = {lm.model_id: lm for lm in (tiny_llama(), tiny_t5())}
+    assert len(models) == 2
+    paths = []
+    for k, lm in enumerate(models.values()):
+        start = SoftPrompt.initialise(lm, PromptConfig(length=3, init="class-label"), LABELS, seed=3).weight.detach()
+        _save(lm, tmp_path / f"p{k}.safetensors", start)
+        paths.append(tmp_path / f"p{k}.safetensors")
+    loads = []
+    analyses = analyse_prompts(paths * 2, lambda name: loads.append(name) or models[name])
+    assert loads == list(models)  # each model loaded once
+    assert [a.model for a in analyses] == list(models) * 2
+    assert [a.to_dict() for a in analyses[:2]] == [analyse_prompt(lm, p).to_dict() for lm, p in zip(models.values(), paths)]

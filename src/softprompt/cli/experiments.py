@@ -368,16 +368,16 @@ def ablate(
 @experiments_app.command("interpret")
 def interpret(
     prompts: List[Path] = typer.Argument(..., help="Trained prompt files."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for every prompt (default: the model each "
+                                        "prompt file names, so prompts of several models share one report)."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder for interpretability.md / .json."),
     figures: Path = typer.Option(Path("reports/figures"), "--figures", help="Folder for the figures."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """What trained prompts learned: nearest tokens per row, label words kept, row similarity (figures)."""
-    from softprompt.experiments.interpretability import analyse_prompt, write_report
+    from softprompt.experiments.interpretability import analyse_prompts, write_report
 
-    lm = _load(model, device)
-    analyses = [analyse_prompt(lm, p) for p in prompts]
+    analyses = analyse_prompts(prompts, lambda name: _load(name, device), model)
     path = write_report(analyses, out, figures, _command())
     for a in analyses:
         kept = f"{a.label_rows_keeping_a_label}/{a.label_rows}" if a.label_rows else "-"

@@ -10,6 +10,7 @@ For each prompt [p, embed]:
     the paper saw groups of rows with the same neighbours.
 
     analyse_prompt(lm, path) -> PromptAnalysis
+    analyse_prompts(paths, load) -> one PromptAnalysis per file, each on the model its file names
     write_report(analyses, out_dir) -> the markdown and JSON records and one figure per prompt
 """
 from __future__ import annotations
@@ -18,14 +19,14 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, Callable, Sequence, cast
 
 import torch
 
 from softprompt.core.config import PromptConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
-from softprompt.core.prompt_file import load_prompt
+from softprompt.core.prompt_file import load_prompt, read_prompt
 from softprompt.evaluation.neighbours import nearest_tokens
 from softprompt.fileio import atomic_write
 
@@ -98,6 +99,20 @@ def analyse_prompt(lm: PromptedLM, prompt_path: str | Path) -> PromptAnalysis:
         init_cosine=init_cosine, row_similarity=similarity.tolist(),
         mean_top1_cosine=sum(row[0][1] for row in neighbours) / p, mean_offdiagonal_similarity=float(offdiag),
     )
+
+
+def analyse_prompts(paths: Sequence[str | Path], load: Callable[[str], PromptedLM],
+                    model: str | None = None) -> list[PromptAnalysis]:
+    """analyse_prompt for each file, on `model` or else on the model the file names (prompts of
+    several models in one report; each model loaded once, by `load(name)`)."""
+    loaded: dict[str, PromptedLM] = {}
+    analyses = []
+    for path in paths:
+        name = model or read_prompt(path).metadata.model_id
+        if name not in loaded:
+            loaded[name] = load(name)
+        analyses.append(analyse_prompt(loaded[name], path))
+    return analyses
 
 
 def _figure(analysis: PromptAnalysis, out: Path) -> None:
