@@ -623,21 +623,30 @@ def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
 
     sized = {m: results_by_model[m] for m in order}
     sizes = [sized[m]["meta"]["parameters"] / 1e6 for m in order]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for t, task in enumerate(shared):
-        for key, style, label in (("design", ":", "prompt design"), ("defaults", "-", "prompt tuning"),
-                                  ("model", "--", "model tuning")):
+    # one small panel per task (a single axis with every task's lines is unreadable), same y range
+    cols = min(4, len(shared))
+    rows = -(-len(shared) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows + 0.8), sharey=True, squeeze=False)
+    methods = (("design", ":", "C0", "prompt design (0-shot)"), ("defaults", "-", "C3", "prompt tuning"),
+               ("model", "--", "C2", "model tuning"))
+    for ax, task in zip(axes.flat, shared):
+        for key, style, color, label in methods:
             values = [_primary(sized[m]["tasks"][task].get(key)) for m in order]
-            ys = [y for y in values if y is not None]
-            if len(ys) == len(order):
-                ax.plot(sizes, ys, style, marker="o", color=f"C{t}", label=f"{task}: {label}")
-    ax.set_xticks(sizes, [f"{m}\n{s:.0f}M" for m, s in zip(order, sizes)])
-    ax.margins(x=0.2)
-    ax.set_xlabel("model (parameters)")
-    ax.set_ylabel("primary metric (dev, %)")
-    ax.set_title("scale: the same tasks on the two shipped models")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+            if all(v is not None for v in values):
+                ax.plot(sizes, values, style, marker="o", color=color, label=label)
+        ax.set_title(task, fontsize=10)
+        ax.set_xticks(sizes, [f"{s:.0f}M" for s in sizes], fontsize=8)
+        ax.margins(x=0.25)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(shared):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("dev, primary metric (%)", fontsize=8)
+    handles = [plt.Line2D([], [], linestyle=cast(Any, style), marker="o", color=color, label=label)
+               for _, style, color, label in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle("scale: " + " vs ".join(f"{m} ({s:.0f}M parameters)" for m, s in zip(order, sizes)), fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return out
