@@ -1,0 +1,56 @@
+"""The README's findings are sentences written from the committed records; these tests hold each
+sentence's claim against the records it cites, so a rerun that changes a record cannot leave the
+README saying something the numbers no longer show."""
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+SMALL, LARGE = "smollm2", "gemma3-270m"
+
+
+def _results() -> dict[str, dict]:
+    return {m: json.loads((ROOT / "reports" / "results" / f"{m}.json").read_text())["tasks"] for m in (SMALL, LARGE)}
+
+
+def _primary(results: dict, model: str, task: str, method: str) -> float | None:
+    record = results[model].get(task, {}).get(method)
+    return None if record is None else record["primary"]
+
+
+def _finding(name: str) -> str:
+    start = README.index(f"- *{name}*")
+    end = README.find("\n- *", start + 1)
+    return " ".join(README[start:end if end > 0 else None].split())
+
+
+def test_scale_finding_names_the_tasks_where_the_larger_model_prompt_tunes_higher():
+    results = _results()
+    shared = sorted(set(results[SMALL]) & set(results[LARGE]))
+    higher = {t for t in shared if _primary(results, LARGE, t, "defaults") > _primary(results, SMALL, t, "defaults")}
+    assert higher == {"sst2", "rte", "copa"}
+    assert "higher than SmolLM2 on SST-2, RTE and COPA but not on CB, MRPC, WiC or WSC" in _finding("Scale")
+    # "on the last three neither model's prompt ends more than about a point above the majority class"
+    for model in (SMALL, LARGE):
+        for task in ("mrpc", "wic", "wsc"):
+            assert _primary(results, model, task, "defaults") - _primary(results, model, task, "majority") <= 1.5
+
+
+def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
+    results = _results()
+    both = [t for t in results[SMALL] if _primary(results, SMALL, t, "model") is not None
+            and _primary(results, LARGE, t, "model") is not None]
+    assert both == ["sst2"]
+    gap = {m: _primary(results, m, "sst2", "model") - _primary(results, m, "sst2", "defaults") for m in (SMALL, LARGE)}
+    assert gap[SMALL] > 0 > gap[LARGE]  # model tuning leads on the small model and trails on the larger one
+    sentence = _finding("Scale")
+    assert "model tuning leads prompt tuning on SmolLM2 and trails it on Gemma 3" in sentence
+    assert results[LARGE]["sst2"]["model"]["learning_rate"] == results[SMALL]["sst2"]["model"]["learning_rate"]
+    assert "checked on SmolLM2 only" in sentence
+
+
+@pytest.mark.parametrize("name", ["Scale"])
+def test_each_finding_names_its_section(name):
+    assert f'(section "{name}"' in _finding(name)
