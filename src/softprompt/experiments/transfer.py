@@ -12,6 +12,10 @@ prefix ('qqp' / 'mrpc') differs. `prefix="source"` (the default) renders the tar
 inputs with the SOURCE task's prefix, so the prompt sees exactly the input format it was
 trained on and only the domain changes, as in the paper's zero-shot setting; "target" keeps
 the target's own prefix and "none" drops it. SQuAD and BioASQ share one format with no prefix.
+
+    evaluate_transfer(lm, prompt_file, target)      a trained prompt (prompt tuning)
+    model_tuning_transfer(lm, source, target, ...)  every weight tuned on the source, then scored
+                                                     the same way: the paper's comparison
 """
 from __future__ import annotations
 
