@@ -81,8 +81,49 @@ def test_length_and_init_finding():
     assert large[(100, "random-uniform")] < min(large[(100, "sampled-vocab")], large[(100, "class-label")]) - 20
 
 
+def _ensemble(model: str) -> dict:
+    return json.loads((ROOT / "reports" / "ensembles" / f"{model}-sst2.json").read_text())
+
+
+def test_ensemble_finding():
+    sentence = _finding("Ensembles")
+    acc = {m: {k: _ensemble(m)[k]["accuracy"] for k in ("average", "best", "ensemble")} for m in (SMALL, LARGE)}
+    assert "on Gemma 3 the majority vote of the five beats both their average and the best single prompt" in sentence
+    assert acc[LARGE]["ensemble"] > acc[LARGE]["best"] > acc[LARGE]["average"]
+    assert "on SmolLM2 it only equals the average and stays below the best prompt" in sentence
+    assert acc[SMALL]["ensemble"] == pytest.approx(acc[SMALL]["average"]) and acc[SMALL]["ensemble"] < acc[SMALL]["best"]
+    for m in (SMALL, LARGE):
+        record = _ensemble(m)
+        assert len(record["per_prompt"]) == 5
+        # "about as long as five separate passes": within 15% either way
+        assert 0.85 <= record["seconds"] / record["separate_seconds"] <= 1.15
+
+
+def test_interpretability_finding():
+    sentence = _finding("Interpretability")
+    prompts = json.loads((ROOT / "reports" / "interpretability.json").read_text())["prompts"]
+    assert {p["model"] for p in prompts} == {SMALL, LARGE}
+    labelled = [p for p in prompts if p["init"] == "class-label"]
+    short = {(p["model"], p["task"]): p["label_rows"] - p["label_rows_keeping_a_label"] for p in labelled}
+    assert {k: v for k, v in short.items() if v} == {(SMALL, "cb"): 1, (LARGE, "cb"): 1}
+    assert "all but one of CB's three, on each model" in sentence
+    assert all(p["label_rows"] == 3 for p in labelled if p["task"] == "cb")
+    informed = [p for p in prompts if p["init"] != "random-uniform"]
+    assert min(p["mean_top1_cosine"] for p in informed) > 0.85  # near a token
+    assert min(sum(p["init_cosine"]) / len(p["init_cosine"]) for p in informed) > 0.85  # near where they started
+    uniform = [p for p in prompts if p["init"] == "random-uniform"]
+    assert {p["model"] for p in uniform} == {SMALL, LARGE}
+    assert max(p["mean_top1_cosine"] for p in uniform) < 0.2  # far from every token
+    assert max(abs(p["mean_offdiagonal_similarity"]) for p in uniform) < 0.01  # uncorrelated rows
+    # "on SmolLM2 such a prompt still learns SST-2 about as well as the others, on Gemma 3 it ends lowest"
+    small, large = _ablation(SMALL), _ablation(LARGE)
+    assert small[(20, "random-uniform")] >= max(small[(20, i)] for i in ("sampled-vocab", "class-label")) - 1
+    assert large[(20, "random-uniform")] < min(large[(20, i)] for i in ("sampled-vocab", "class-label"))
+    assert "on SmolLM2 such a prompt still learns SST-2 about as well as the others, on Gemma 3 it ends lowest" in sentence
+
+
 @pytest.mark.parametrize("name, section", [("Prompt length and init", "Prompt length and initialisation"),
-                                           ("Scale", "Scale")])
+                                           ("Scale", "Scale"), ("Ensembles", "Prompt ensembles")])
 def test_each_finding_cites_a_section_the_report_has(name, section):
     assert f'(section "{section}"' in _finding(name)
     report = (ROOT / "reports" / "results.md").read_text()
