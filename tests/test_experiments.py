@@ -527,13 +527,13 @@ def test_scale_section_orders_models_by_size_and_computes_the_gap():
     def results(params, design, tuned, model):
         rec = {"design": {"primary": design}, "defaults": {"primary": tuned}}
         if model is not None:
-            rec["model"] = {"primary": model, "steps": 300}
+            rec["model"] = {"primary": model, "steps": 300, "learning_rate": 5e-5}
         return {"meta": {"parameters": params}, "tasks": {"sst2": rec, "only-here": rec}}
 
     text = scale_section({"big": results(270e6, 60.0, 89.5, 91.0), "small": results(135e6, 68.0, 86.0, 90.0)})
     rows = [line for line in text.splitlines() if line.startswith("| sst2")]
-    assert rows == ["| sst2 | small | 135M | 68.0 | 86.0 | 90.0 (300) | +4.0 |",
-                    "| sst2 | big | 270M | 60.0 | 89.5 | 91.0 (300) | +1.5 |"]
+    assert rows == ["| sst2 | small | 135M | 68.0 | 86.0 | 90.0 (300, 5e-05) | +4.0 |",
+                    "| sst2 | big | 270M | 60.0 | 89.5 | 91.0 (300, 5e-05) | +1.5 |"]
     assert scale_section({"one": results(1e6, 1.0, 2.0, None)}) == ""
 
 

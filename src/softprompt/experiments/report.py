@@ -662,9 +662,9 @@ def scale_section(results_by_model: dict[str, dict]) -> str:
     sized = {m: results_by_model[m] for m in order}
     lines = ["## Scale (the paper's Figure 1 at two sizes)", "",
              "Primary metric on the dev examples of the table above; gap = model tuning minus prompt tuning "
-             "(the paper: it shrinks as models grow). Model tuning: every weight, AdamW, the updates and batch "
-             "in its record.", "",
-             "| task | model | parameters | prompt design | prompt tuning | model tuning (updates) | gap |",
+             "(the paper: it shrinks as models grow). Model tuning: every weight, AdamW, the updates, batch and "
+             "learning rate in its record.", "",
+             "| task | model | parameters | prompt design | prompt tuning | model tuning (updates, lr) | gap |",
              "|---|---|---|---|---|---|---|"]
     for task in shared:
         for m in order:
@@ -672,7 +672,7 @@ def scale_section(results_by_model: dict[str, dict]) -> str:
             design, tuned, model = (_primary(rec.get(k)) for k in ("design", "defaults", "model"))
             cell = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
             gap = "-" if model is None or tuned is None else f"{model - tuned:+.1f}"
-            steps = f" ({rec['model'].get('steps')})" if rec.get("model") else ""
+            steps = f" ({rec['model'].get('steps')}, {rec['model'].get('learning_rate'):g})" if rec.get("model") else ""
             lines.append(f"| {task} | {m} | {sized[m]['meta']['parameters'] / 1e6:.0f}M | {cell(design)} | "
                          f"{cell(tuned)} | {cell(model)}{steps} | {gap} |")
     return "\n".join(lines) + "\n"
