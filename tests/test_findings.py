@@ -122,8 +122,29 @@ def test_interpretability_finding():
     assert "on SmolLM2 such a prompt still learns SST-2 about as well as the others, on Gemma 3 it ends lowest" in sentence
 
 
+def _transfer(name: str) -> dict:
+    record = json.loads((ROOT / "reports" / "transfer" / f"smollm2-{name}.json").read_text())
+    return {"zero_shot": record["metrics"][record["primary_metric"]],
+            "in_domain": record["source_dev_metric"]["metrics"][record["primary_metric"]],
+            "step": record["source_dev_metric"]["step"], "method": record.get("method", "prompt tuning")}
+
+
+def test_transfer_finding():
+    sentence = _finding("Domain transfer")
+    assert "model tuning scores higher zero-shot than prompt tuning in both directions" in sentence
+    for pair in ("qqp-to-mrpc", "mrpc-to-qqp"):
+        prompt, model = _transfer(pair), _transfer(f"{pair}-model-tuning")
+        assert (prompt["method"], model["method"]) == ("prompt tuning", "model tuning")
+        assert model["zero_shot"] > prompt["zero_shot"]
+    assert _transfer("qqp-to-mrpc")["step"] == 0  # "never beat its untrained initial prompt"
+    mrpc_prompt, mrpc_model = _transfer("mrpc-to-qqp"), _transfer("mrpc-to-qqp-model-tuning")
+    assert mrpc_prompt["in_domain"] > mrpc_model["in_domain"]  # "higher than model tuning in-domain"
+    assert mrpc_model["zero_shot"] - mrpc_prompt["zero_shot"] > 0  # "falls further on QQP"
+    assert (mrpc_prompt["in_domain"] - mrpc_prompt["zero_shot"]) > (mrpc_model["in_domain"] - mrpc_model["zero_shot"])
+
+
 @pytest.mark.parametrize("name, section", [("Prompt length and init", "Prompt length and initialisation"),
-                                           ("Scale", "Scale"), ("Ensembles", "Prompt ensembles")])
+                                           ("Scale", "Scale"), ("Ensembles", "Prompt ensembles"), ("Domain transfer", "Domain transfer")])
 def test_each_finding_cites_a_section_the_report_has(name, section):
     assert f'(section "{section}"' in _finding(name)
     report = (ROOT / "reports" / "results.md").read_text()
