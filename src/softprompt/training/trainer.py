@@ -459,7 +459,8 @@ class Trainer:
             seconds=seconds, best_metric=self.state.best_metric, best_step=self.state.best_step,
             initial_metrics=self.initial_metrics, best_metrics=self.best_metrics,
             stopped_early=self.state.stopped_early, final_metrics=self.final_metrics,
-            dev_score=self._dev_score() if has_dev else None, settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
+            dev_score=self._dev_score() if has_dev else None,
+            settings={**self.settings, "train": self.config.to_dict()}, warnings=list(self.warnings),
             run=self.run_info,
         )
         if self.group.is_main:
