@@ -133,22 +133,22 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _converted_folder(name_or_path: str) -> Path | None:
-    """Where a built-in name or a GGUF file is (or will be) converted to, as _resolve_source
-    converts it; None for folders and hub ids."""
+def _cache_folder(name_or_path: str) -> Path:
+    """The folder a built-in name or a GGUF file is converted into (one rule for loading and for
+    needs_conversion)."""
     if name_or_path in BUILTIN_MODELS:
         return cache_dir() / "models" / name_or_path
-    path = Path(name_or_path).expanduser()
-    if path.suffix == ".gguf":
-        return cache_dir() / "models" / f"gguf-{path.stem}"
-    return None
+    return cache_dir() / "models" / f"gguf-{Path(name_or_path).expanduser().stem}"
+
+
+def _converts(name_or_path: str) -> bool:
+    return name_or_path in BUILTIN_MODELS or Path(name_or_path).expanduser().suffix == ".gguf"
 
 
 def needs_conversion(name_or_path: str) -> bool:
     """Whether loading this model will first dequantise its GGUF file (once per machine):
     run records state it, since it adds to the load time."""
-    folder = _converted_folder(name_or_path)
-    return folder is not None and not (folder / "config.json").is_file()
+    return _converts(name_or_path) and not (_cache_folder(name_or_path) / "config.json").is_file()
 
 
 def _resolve_source(name_or_path: str) -> Path | str:
@@ -158,12 +158,12 @@ def _resolve_source(name_or_path: str) -> Path | str:
         gguf = builtin.gguf_path()
         if not gguf.is_file():
             raise ModelLoadError(f"model {name_or_path!r}: its GGUF file {gguf} is missing; reinstall its package")
-        return convert_gguf(gguf, cache_dir() / "models" / name_or_path)
+        return convert_gguf(gguf, _cache_folder(name_or_path))
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"GGUF file {str(path)!r} not found")
-        return convert_gguf(path.resolve(), cache_dir() / "models" / f"gguf-{path.stem}")
+        return convert_gguf(path.resolve(), _cache_folder(name_or_path))
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{str(path)!r} is not a model folder (no config.json)")
