@@ -49,6 +49,8 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert "model tuning leads prompt tuning on SmolLM2 and trails it on Gemma 3" in sentence
     assert results[LARGE]["sst2"]["model"]["learning_rate"] == results[SMALL]["sst2"]["model"]["learning_rate"]
     assert "checked on SmolLM2 only" in sentence
+    assert "(300 updates each)" in sentence
+    assert [results[m]["sst2"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
 
 
 def _ablation(model: str) -> dict[tuple[int, str], float]:
@@ -132,6 +134,10 @@ def _transfer(name: str) -> dict:
 def test_transfer_finding():
     sentence = _finding("Domain transfer")
     assert "model tuning scores higher zero-shot than prompt tuning in both directions" in sentence
+    assert "300 updates of 8 for both methods" in sentence
+    for pair in ("qqp-to-mrpc", "mrpc-to-qqp"):
+        budget = json.loads((ROOT / "reports" / "transfer" / f"smollm2-{pair}-model-tuning.json").read_text())["budget"]
+        assert (budget["updates"], budget["batch_size"]) == (300, 8)
     for pair in ("qqp-to-mrpc", "mrpc-to-qqp"):
         prompt, model = _transfer(pair), _transfer(f"{pair}-model-tuning")
         assert (prompt["method"], model["method"]) == ("prompt tuning", "model tuning")
