@@ -95,6 +95,8 @@ def test_summary_table_and_figure(tmp_path):
     assert "cmd x" in text
     png = ab.ablation_figure(record, tmp_path / "f.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    with_majority = ab.ablation_figure(record, tmp_path / "g.png", majority=50.0)
+    assert with_majority.read_bytes() != png.read_bytes()  # the majority-class line is drawn
 
 
 def test_cli_ablate_refuses_class_label_without_label_words(tmp_path, data_dir, monkeypatch):

@@ -519,6 +519,18 @@ def test_summary_writes_its_figures_and_the_scale_figure_once_two_models_share_a
     out = write_summary([small, large], tmp_path / "reports" / "results.md")
     assert "figures/results_scale.png" in out.read_text()
     assert (tmp_path / "reports" / "figures" / "results_scale.png").read_bytes()[:4] == b"\x89PNG"
+    assert "learning rate (a short check)" not in out.read_text()
+    # model tuning's lr check: read from its folder, the lr of the results file's own model-tuning run marked
+    data = json.loads(large.read_text())
+    data["tasks"]["rte"]["model"] = {**rec(80.0), "steps": 300, "learning_rate": 5e-5}
+    large.write_text(json.dumps(data))
+    (tmp_path / "lr").mkdir()
+    for lr in (5e-5, 1e-4):
+        (tmp_path / "lr" / f"{lr:g}.json").write_text(json.dumps({
+            "task": "rte", "steps": 60, "final_metrics": {"accuracy": 60.0}, "losses": [[60, 0.5]], "model": "large",
+            "config": {"learning_rate": lr, "batch_size": 8}, "dev_examples": 100, "command": f"tune {lr:g}"}))
+    text = write_summary([small, large], tmp_path / "reports" / "results.md", lr_check_dir=tmp_path / "lr").read_text()
+    assert "| large | rte | 5e-05 * | 60 (8) |" in text and "| large | rte | 0.0001 | 60 (8) |" in text
 
 
 def test_scale_section_orders_models_by_size_and_computes_the_gap():

@@ -53,9 +53,9 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert [results[m]["sst2"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
 
 
-def _ablation(model: str) -> dict[tuple[int, str], float]:
+def _ablation(model: str, task: str = "sst2") -> dict[tuple[int, str], float]:
     """(length, init) -> mean primary metric over the record's seeds."""
-    cells = json.loads((ROOT / "reports" / "ablation" / f"{model}-sst2.json").read_text())["cells"].values()
+    cells = json.loads((ROOT / "reports" / "ablation" / f"{model}-{task}.json").read_text())["cells"].values()
     by_cell: dict[tuple[int, str], list[float]] = {}
     for c in cells:
         by_cell.setdefault((c["length"], c["init"]), []).append(c["primary"])
@@ -81,6 +81,17 @@ def test_length_and_init_finding():
         assert large[(n, "random-uniform")] < min(large[(n, "sampled-vocab")], large[(n, "class-label")])
         assert abs(large[(n, "sampled-vocab")] - large[(n, "class-label")]) <= 3
     assert large[(100, "random-uniform")] < min(large[(100, "sampled-vocab")], large[(100, "class-label")]) - 20
+    # RTE on SmolLM2: nothing learns in 100 updates; one-token prompts highest; longer ones at or below majority
+    rte, majority = _ablation(SMALL, "rte"), _primary(_results(), SMALL, "rte", "majority")
+    assert majority is not None and set(rte) == {(n, i) for n in lengths for i in inits}
+    assert "no cell ends 5 points above the majority class" in sentence
+    assert max(rte.values()) < majority + 5
+    for i in inits:
+        assert rte[(1, i)] == max(rte[(n, i)] for n in lengths)
+        assert all(rte[(n, i)] <= majority for n in lengths[1:])
+    assert "model tuning reaches 69.0 there in 300 updates" in sentence
+    model = _results()[SMALL]["rte"]["model"]
+    assert (round(model["primary"], 1), model["steps"]) == (69.0, 300)
 
 
 def _ensemble(model: str) -> dict:

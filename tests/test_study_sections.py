@@ -42,6 +42,8 @@ def test_sections_show_the_recorded_numbers(tmp_path):
     assert load_json_records(tmp_path / "missing") == []
     assert record_model({"command": "x ensemble a b -m gemma3-270m --json o"}) == "gemma3-270m"
     assert record_model({"model": "smollm2", "command": "x --model gemma3-270m"}) == "smollm2"
+    assert record_model({"command": "python -m softprompt.cli.experiments interpret a b"}) == "-"
+    assert record_model({"command": ".venv/bin/python -m softprompt.cli.experiments ensemble a -m smollm2"}) == "smollm2"
 
 
 def test_a_broken_record_names_its_file(tmp_path):
@@ -80,3 +82,19 @@ def test_variant_runs_sit_beside_the_defaults_run_with_what_changed(tmp_path):
     (run / "result.json").write_text("{")
     with pytest.raises(SoftPromptError, match="objective-choices/result.json"):
         load_variant_runs(tmp_path / "variants")
+
+
+def test_model_lr_check_rows_mark_the_lr_the_scale_table_used(tmp_path):
+    from softprompt.experiments.study_sections import model_lr_section
+
+    def record(lr: float, accuracy: float, loss: float) -> dict:
+        return {"task": "sst2", "steps": 60, "final_metrics": {"accuracy": accuracy}, "losses": [[10, 2.0], [60, loss]],
+                "config": {"learning_rate": lr, "batch_size": 8}, "dev_examples": 200, "model": "gemma3-270m",
+                "command": f"x model-tune --task sst2 --lr {lr:g}"}
+    for lr, acc, loss in ((2e-4, 71.0, 0.9), (5e-5, 80.5, 0.41), (2e-5, 77.25, 0.6)):
+        (tmp_path / f"lr{lr:g}.json").write_text(json.dumps(record(lr, acc, loss)))
+    text = model_lr_section(load_json_records(tmp_path), {("gemma3-270m", "sst2"): 5e-5, ("smollm2", "sst2"): 2e-5})
+    rows = [ln for ln in text.splitlines() if ln.startswith("| gemma3-270m |")]
+    assert [r.split(" | ")[2] for r in rows] == ["2e-05", "5e-05 *", "0.0002"]  # ascending lr; only gemma's own lr marked
+    assert rows[1].startswith("| gemma3-270m | sst2 | 5e-05 * | 60 (8) | 0.410 | accuracy 80.5 | 200 |")
+    assert text.index("--lr 2e-05") < text.index("--lr 5e-05") < text.index("--lr 0.0002")

@@ -7,6 +7,9 @@
     transfer       a prompt file evaluated zero-shot on another task (qqp->mrpc, squad->bioasq, ...)
     report-run     run the report's methods on one task (appends to reports/results.json)
     report-build   regenerate reports/results.md from reports/results.json
+    ablate         prompt length x init grid (the paper's Figure 3)
+    interpret      nearest tokens and row similarity of trained prompts
+    prompt-manifest  the SHA-256 of every prompt file the records cite (reports/prompts.json)
 
 Also runnable without registration: `python -m softprompt.cli.experiments ...`.
 """
@@ -293,7 +296,7 @@ def report_build(
     detailed: bool = typer.Option(False, "--detailed", help="The detailed report of one results file (prompt "
                                   "ensembles, per-seed runs, the model-tuning lr check) instead of the summary."),
     lr_check_dir: Path = typer.Option(Path("reports/model_lr_check"), "--lr-checks",
-                                      help="--detailed: folder of model-tune --json outputs shown as the learning-rate check (if present)."),
+                                      help="Folder of model-tune --json outputs shown as model tuning's learning-rate check (if present)."),
     notes: Path = typer.Option(Path("reports/notes.md"), "--notes", help="--detailed: free text placed after the table (if present)."),
     ablation_dir: Path = typer.Option(Path("reports/ablation"), "--ablations",
                                       help="Folder of `ablate` records drawn into the report (if present)."),
@@ -314,7 +317,7 @@ def report_build(
         write_report(results[0], out, lr_check_dir, notes)
     else:
         write_summary([r for r in results if r.is_file()] or results, out, ablation_dir, ensemble_dir, transfer_dir,
-                      variant_dir)
+                      variant_dir, lr_check_dir)
     console.print(f"wrote {out}", markup=False)
 
 
@@ -325,13 +328,15 @@ def main() -> None:
     from softprompt.core.config import ConfigError
 
     try:
-        experiments_app(standalone_mode=False)
+        code = experiments_app(standalone_mode=False)
     except (SoftPromptError, ConfigError) as err:
         err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
+    if isinstance(code, int) and code != 0:  # typer.Exit(n) is returned, not raised, without standalone mode
+        sys.exit(code)
 
 
 
@@ -384,6 +389,29 @@ def interpret(
         console.print(f"{a.task} ({a.init}): label rows keeping a label word {kept}; "
                       f"rows with a label word {a.rows_with_a_label}/{a.length}")
     console.print(f"wrote {path}")
+
+
+@experiments_app.command("prompt-manifest")
+def prompt_manifest(
+    reports: Path = typer.Option(Path("reports"), "--reports", help="Folder of the records (the manifest is written there)."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when a cited prompt is missing from the "
+                               "manifest or a local prompt file differs from its hash."),
+) -> None:
+    """Record the SHA-256 of each prompt file under runs/ that a record cites (runs/ is not committed)."""
+    from softprompt.experiments.prompt_manifest import MANIFEST, check_manifest, load_manifest, write_manifest
+
+    if check:
+        problems = check_manifest(load_manifest(reports / MANIFEST), reports)
+        for problem in problems:
+            err_console.print(problem, markup=False, highlight=False)
+        if problems:
+            raise typer.Exit(1)
+        console.print(f"{reports / MANIFEST}: every cited prompt listed, local files match", markup=False)
+        return
+    path = write_manifest(reports)
+    entries = json.loads(path.read_text())["prompts"]
+    unhashed = sum(1 for e in entries.values() if not e.get("sha256"))
+    console.print(f"wrote {path}: {len(entries)} prompts ({unhashed} not on this machine, no hash)", markup=False)
 
 
 if __name__ == "__main__":

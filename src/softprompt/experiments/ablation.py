@@ -180,9 +180,10 @@ def figure_name(record: dict) -> str:
     return f"ablation_{record['meta']['model']}_{record['meta']['task']}.png"
 
 
-def ablation_figure(record: dict, out: Path) -> Path:
+def ablation_figure(record: dict, out: Path, majority: float | None = None) -> Path:
     """Metric vs prompt length (log axis), one line per init: the mean over seeds, the bar spans
-    the seeds' min..max; a dotted line per init: the same prompts before training."""
+    the seeds' min..max; a dotted line per init: the same prompts before training; a grey line at
+    `majority` (the majority class's score on the whole dev set, where known) shows what no learning scores."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +194,7 @@ def ablation_figure(record: dict, out: Path) -> Path:
     before: dict[str, dict[int, list[float]]] = {}
     for cell in record["cells"].values():
         before.setdefault(cell["init"], {}).setdefault(cell["length"], []).append(cell["primary_initial"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.4, 4.2))
     for k, init in enumerate(i for i in ABLATION_INITS if i in stats):
         lengths = list(stats[init])
         means = [stats[init][p]["mean"] for p in lengths]
@@ -202,6 +203,8 @@ def ablation_figure(record: dict, out: Path) -> Path:
         ax.errorbar(lengths, means, yerr=spread, marker="o", capsize=3, color=f"C{k}", label=f"{init} (trained)")
         ax.plot(lengths, [mean(before[init][p]) for p in lengths], ":", marker=".", color=f"C{k}", alpha=0.6,
                 label=f"{init} (before training)")
+    if majority is not None:
+        ax.axhline(majority, color="0.5", linestyle="--", linewidth=1, label="majority class (whole dev set)")
     lengths = sorted({c["length"] for c in record["cells"].values()})
     ax.set_xscale("log")
     ax.set_xticks(lengths, [str(p) for p in lengths])
@@ -212,7 +215,7 @@ def ablation_figure(record: dict, out: Path) -> Path:
     seeds = f"{per_point[0]}" if len(per_point) == 1 else f"{per_point[0]}-{per_point[-1]}"
     ax.set_title(f"{meta['task']} / {meta['model']}: {meta['settings']['steps']} updates, "
                  f"{meta['dev_examples']} dev examples, {seeds} seed(s) per point", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # beside: never over a point
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

@@ -680,16 +680,19 @@ def scale_section(results_by_model: dict[str, dict]) -> str:
 
 def write_summary(results_paths: Sequence[str | Path], out: str | Path = "reports/results.md",
                   ablation_dir: str | Path | None = None, ensemble_dir: str | Path | None = None,
-                  transfer_dir: str | Path | None = None, variant_dir: str | Path | None = None) -> Path:
+                  transfer_dir: str | Path | None = None, variant_dir: str | Path | None = None,
+                  lr_check_dir: str | Path | None = None) -> Path:
     """The per-model summary report from one results file per model (each file's meta names its model),
     with its figures (reports/figures/results_summary.png, and results_scale.png once two models share a task),
     then runs with a setting changed (variant_dir/<model>/<task>/<name>/result.json) and the studies whose
-    records exist (the length x init ablation, ensembles, transfer)."""
+    records exist (model tuning's lr check under the scale table, the length x init ablation, ensembles,
+    transfer)."""
     from softprompt.experiments.ablation import ablation_figure, ablation_section, figure_name, load_records
     from softprompt.experiments.study_sections import (
         ensemble_section,
         load_json_records,
         load_variant_runs,
+        model_lr_section,
         transfer_section,
         variant_section,
     )
@@ -706,6 +709,11 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
     summary_figure(by_model, figures / "results_summary.png")
     if scale_figure(by_model, figures / "results_scale.png") is not None:
         text += "\n" + scale_section(by_model) + "\n![scale](figures/results_scale.png)\n"
+    lr_checks = load_json_records(lr_check_dir)
+    if lr_checks:
+        used = {(m, task): rec["model"]["learning_rate"] for m, r in by_model.items()
+                for task, rec in r.get("tasks", {}).items() if rec.get("model")}
+        text += "\n" + model_lr_section(lr_checks, used)
     text += "\nResults files: " + ", ".join(f"`{p}`" for p in results_paths) + ".\n"
     variants = load_variant_runs(variant_dir)
     if variants:
@@ -713,7 +721,9 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
     ablations = [r for r in load_records(ablation_dir) if r.get("cells")] if ablation_dir else []
     if ablations:
         for record in ablations:
-            ablation_figure(record, figures / figure_name(record))
+            meta = record["meta"]
+            majority = by_model.get(meta["model"], {}).get("tasks", {}).get(meta["task"], {}).get("majority")
+            ablation_figure(record, figures / figure_name(record), _primary(majority))
         text += "\n" + ablation_section(ablations)
     ensembles = load_json_records(ensemble_dir)
     if ensembles:

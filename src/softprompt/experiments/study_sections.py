@@ -1,6 +1,7 @@
-"""The report's sections for prompt ensembles (the paper's Table 3) and domain transfer (Tables 1
-and 2), each built from the JSON records the `ensemble --json` and `transfer --json` commands write
-(reports/ensembles/*.json, reports/transfer/*.json); every number comes from a record, and each
+"""The report's sections for prompt ensembles (the paper's Table 3), domain transfer (Tables 1
+and 2) and model tuning's learning-rate check, each built from the JSON records the `ensemble --json`,
+`transfer --json` and `model-tune --json` commands write (reports/ensembles/*.json,
+reports/transfer/*.json, reports/model_lr_check/*.json); every number comes from a record, and each
 record carries its command."""
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ def record_model(record: dict) -> str:
     if record.get("model"):
         return str(record["model"])
     words = str(record.get("command", "")).split()
-    for flag in ("--model", "-m"):
-        if flag in words[:-1]:
-            return words[words.index(flag) + 1]
+    for i, word in enumerate(words[:-1]):
+        # `python -m softprompt...` names a module, not a model
+        if word == "--model" or (word == "-m" and not (i and Path(words[i - 1]).name.startswith("python"))):
+            return words[i + 1]
     return "-"
 
 
@@ -92,6 +94,27 @@ def transfer_section(records: Sequence[dict]) -> str:
                        f"{b.get('batch_size')}, {b.get('optimizer')} lr {b.get('learning_rate')}")
         lines.append(f"| {record_model(r)} | {r['source']} -> {r['target']} | {method} | {m} | {_metric(source_dev, m)} | {step} | "
                      f"{_metric(r['metrics'], m)} | {r['examples']} | {trained} | `{r['_file']}` |")
+    lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
+    return "\n".join(lines) + "\n"
+
+
+def model_lr_section(records: Sequence[dict], used: Mapping[tuple[str, str], float]) -> str:
+    """Per `model-tune --json` record of the learning-rate check: its lr, budget, last logged loss and
+    dev score; `used` maps (model, task) to the lr the results table's model tuning ran at (marked *)."""
+    lines = ["### Model tuning's learning rate (a short check)", "",
+             "Model tuning above runs AdamW at one constant lr. Each row: the same command for a few updates at "
+             "another lr, scored after its last update on the dev examples stated; * marks the lr of the scale "
+             "table's run. A short run shows which lr learns fastest, not which one ends best.", "",
+             "| model | task | lr | updates (batch) | last logged loss | dev score | dev examples | record |",
+             "|---|---|---|---|---|---|---|---|"]
+    ordered = sorted(records, key=lambda r: (record_model(r), r["task"], r["config"]["learning_rate"]))
+    for r in ordered:
+        model, lr = record_model(r), r["config"]["learning_rate"]
+        mark = " *" if used.get((model, r["task"])) == lr else ""
+        loss = f"{r['losses'][-1][1]:.3f}" if r.get("losses") else "-"
+        score = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("final_metrics") or {}).items()) or "-"
+        lines.append(f"| {model} | {r['task']} | {lr:g}{mark} | {r['steps']} ({r['config']['batch_size']}) | {loss} | "
+                     f"{score} | {r['dev_examples']} | `{r['_file']}` |")
     lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
     return "\n".join(lines) + "\n"
 
