@@ -28,3 +28,4 @@ for task in "$@"; do
         --settings reports/report_settings.json
     "${ex[@]}" report-build
 done
+"${ex[@]}" prompt-manifest  # the records now cite these runs' prompt files

@@ -47,8 +47,18 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert gap[SMALL] > 0 > gap[LARGE]  # model tuning leads on the small model and trails on the larger one
     sentence = _finding("Scale")
     assert "model tuning leads prompt tuning on SmolLM2 and trails it on Gemma 3" in sentence
-    assert results[LARGE]["sst2"]["model"]["learning_rate"] == results[SMALL]["sst2"]["model"]["learning_rate"]
-    assert "checked on SmolLM2 only" in sentence
+    # the lr check: Gemma's model tuning scores best at the lowest lr and falls as the lr grows
+    assert "scores highest at the lowest lr tried and lower at every larger one" in sentence
+    checks = [json.loads(p.read_text()) for p in (ROOT / "reports" / "model_lr_check").glob(f"{LARGE}-sst2-*.json")]
+    by_lr = sorted((c["config"]["learning_rate"], c["final_metrics"]["accuracy"]) for c in checks)
+    assert len(by_lr) >= 3 and all(c["steps"] == 60 for c in checks) and "(60 updates per lr)" in sentence
+    scores = [score for _, score in by_lr]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[1]
+    assert results[LARGE]["sst2"]["model"]["learning_rate"] in [lr for lr, _ in by_lr[1:]]  # "including the lr of its run"
+    small = {c["config"]["learning_rate"]: c["final_metrics"]["accuracy"] for c in
+             (json.loads(p.read_text()) for p in (ROOT / "reports" / "model_lr_check").glob(f"{SMALL}-sst2-*.json"))}
+    assert "(on SmolLM2 the same check scores its run's lr highest)" in sentence
+    assert len(small) >= 3 and max(small, key=small.__getitem__) == results[SMALL]["sst2"]["model"]["learning_rate"]
     assert "(300 updates each)" in sentence
     assert [results[m]["sst2"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
 
