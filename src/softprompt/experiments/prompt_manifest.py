@@ -116,13 +116,16 @@ def check_manifest(manifest: dict, reports: str | Path, root: str | Path = ".") 
     root = Path(root)
     problems = []
     entries = manifest.get("prompts", {})
-    for prompt, citing in cited_prompts(reports).items():
+    cited = cited_prompts(reports)
+    # a record cites many prompts: read each record's model once
+    models = {record: record_model_of(record) for record in {r for citing in cited.values() for r in citing}}
+    for prompt, citing in cited.items():
         entry = entries.get(prompt)
         if entry is None:
             problems.append(f"{prompt}: cited by {', '.join(citing)} but not in the manifest")
             continue
         for record in citing:
-            model = record_model_of(record)
+            model = models[record]
             if entry.get("model") and model and model != entry["model"]:
                 problems.append(f"{prompt}: {record} measured a {model} prompt there, but the file holds a "
                                 f"{entry['model']} prompt (a later run wrote over it)")
