@@ -293,6 +293,13 @@ def test_report_settings_come_from_the_named_file_only(tmp_path):
     path.write_text(json.dumps({"lr": 0.3}))
     with pytest.raises(SoftPromptError, match="unknown setting.*lr"):
         load_report_settings(path)
+    # a bad value names its setting, before any model loads
+    path.write_text(json.dumps({"model_learning_rate": -1e-5}))
+    with pytest.raises(SoftPromptError, match="model_learning_rate must be a positive number"):
+        load_report_settings(path)
+    path.write_text(json.dumps({"model_steps": {"sst2": 0}}))
+    with pytest.raises(SoftPromptError, match=r"model_steps\['sst2'\] must be a positive integer"):
+        load_report_settings(path)
     # a stray file in /tmp (the old hidden source of settings) changes nothing
     stray = Path("/tmp/softprompt_hparams.json")
     if stray.exists():
@@ -547,6 +554,21 @@ def test_scale_section_orders_models_by_size_and_computes_the_gap():
     assert rows == ["| sst2 | small | 135M | 68.0 | 86.0 | 90.0 (300, 5e-05) | +4.0 |",
                     "| sst2 | big | 270M | 60.0 | 89.5 | 91.0 (300, 5e-05) | +1.5 |"]
     assert scale_section({"one": results(1e6, 1.0, 2.0, None)}) == ""
+
+
+def test_scale_figure_draws_a_method_recorded_on_one_model_as_a_lone_point():
+    from softprompt.experiments.report import scale_points
+
+    def results(params, model):
+        rec = {"design": {"primary": 60.0}, "defaults": {"primary": 70.0}}
+        if model is not None:
+            rec["model"] = {"primary": model}
+        return {"meta": {"parameters": params}, "tasks": {"rte": rec}}
+
+    by_model = {"big": results(270e6, None), "small": results(135e6, 69.0)}
+    assert scale_points(by_model, "rte", "model") == [(135.0, 69.0)]
+    assert scale_points(by_model, "rte", "defaults") == [(135.0, 70.0), (270.0, 70.0)]
+    assert scale_points(by_model, "sst2", "defaults") == []
 
 
 def test_report_commands_reproduce_runs_recorded_under_another_batching_default():

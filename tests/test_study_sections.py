@@ -30,6 +30,10 @@ def test_sections_show_the_recorded_numbers(tmp_path):
         "method": "model tuning", "budget": {"updates": 300, "batch_size": 8, "optimizer": "adamw",
                                              "learning_rate": 5e-05, "trainable_parameters": 134515008},
         "model": "smollm2", "command": "softprompt experiment model-tune --task mrpc --transfer-to qqp"}))
+    (tmp_path / "tr" / "squad-bioasq.json").write_text(json.dumps({  # a generation task: F1 and EM
+        "source": "squad", "target": "bioasq", "primary_metric": "f1", "metrics": {"em": 20.0, "f1": 31.26},
+        "source_dev_metric": {"metrics": {"em": 40.0, "f1": 52.04}, "step": 100}, "examples": 300,
+        "prompt": "s.safetensors", "command": "softprompt experiment transfer s --target bioasq --model smollm2"}))
     ens = ensemble_section(load_json_records(tmp_path / "ens"))
     assert "| - | sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
     assert "softprompt experiment ensemble a b" in ens
@@ -38,6 +42,7 @@ def test_sections_show_the_recorded_numbers(tmp_path):
     assert rows[0].startswith("| smollm2 | mrpc -> qqp | prompt tuning | accuracy | 70.1 | 300 | 61.0 | 500 | `p.safetensors` |")
     assert rows[1].startswith("| smollm2 | mrpc -> qqp | model tuning | accuracy | 80.2 | 300 | 66.5 | 500 | "
                               "135M weights, 300 updates of 8, adamw lr 5e-05 |")
+    assert "| smollm2 | squad -> bioasq | prompt tuning | f1 / em | 52.0 / 40.0 | 100 | 31.3 / 20.0 | 300 |" in tr
     assert tr.index("transfer p --target qqp --model smollm2") < tr.index("model-tune --task mrpc --transfer-to qqp")
     assert load_json_records(tmp_path / "missing") == []
     assert record_model({"command": "x ensemble a b -m gemma3-270m --json o"}) == "gemma3-270m"
@@ -98,3 +103,25 @@ def test_model_lr_check_rows_mark_the_lr_the_scale_table_used(tmp_path):
     assert [r.split(" | ")[2] for r in rows] == ["2e-05", "5e-05 *", "0.0002"]  # ascending lr; only gemma's own lr marked
     assert rows[1].startswith("| gemma3-270m | sst2 | 5e-05 * | 60 (8) | 0.410 | accuracy 80.5 | 200 |")
     assert text.index("--lr 2e-05") < text.index("--lr 5e-05") < text.index("--lr 0.0002")
+
+
+def test_study_figures_draw_the_recorded_numbers(tmp_path):
+    from softprompt.experiments.study_figures import (
+        ensemble_figure,
+        ensemble_rows,
+        transfer_figure,
+        transfer_groups,
+    )
+
+    ens = {"task": "sst2", "primary_metric": "accuracy", "per_prompt": [{"accuracy": 80.0}, {"accuracy": 84.5}],
+           "average": {"accuracy": 82.25}, "best": {"accuracy": 84.5}, "ensemble": {"accuracy": 85.0}, "examples": 300,
+           "model": "smollm2"}
+    assert ensemble_rows([ens]) == [{"label": "smollm2 / sst2\n(300 dev examples)", "metric": "accuracy",
+                                     "each": [80.0, 84.5], "average": 82.25, "best": 84.5, "ensemble": 85.0}]
+    prompt = {"source": "squad", "target": "bioasq", "primary_metric": "f1", "metrics": {"em": 20.0, "f1": 31.0},
+              "source_dev_metric": {"metrics": {"em": 40.0, "f1": 52.0}}, "model": "smollm2"}
+    model = {**prompt, "method": "model tuning", "metrics": {"f1": 35.0}, "source_dev_metric": None}
+    assert transfer_groups([model, prompt]) == {
+        "smollm2: squad -> bioasq (f1)": {"prompt tuning": (52.0, 31.0), "model tuning": (None, 35.0)}}
+    for path in (ensemble_figure([ens], tmp_path / "e.png"), transfer_figure([prompt, model], tmp_path / "t.png")):
+        assert path.read_bytes()[:4] == b"\x89PNG"

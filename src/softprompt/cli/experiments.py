@@ -233,6 +233,8 @@ def report_run(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Prompt-tuning seeds to run, e.g. 0,1,2 (default: 0..settings.seeds-1)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Prompt-tuning steps (default: the settings' per-task steps)."),
     model_steps: Optional[int] = typer.Option(None, "--model-steps", help="Model-tuning steps (default: the prompt-tuning steps)."),
+    model_lr: Optional[float] = typer.Option(None, "--model-lr", help="Model-tuning learning rate (default: the settings' "
+                                             "model_learning_rate, 5e-5)."),
     max_dev: Optional[int] = typer.Option(None, "--max-dev", help="Evaluate on the first N dev examples (default 300)."),
     settings_file: Optional[Path] = typer.Option(None, "--settings", help="JSON overriding ReportSettings fields."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the settings' model)."),
@@ -252,6 +254,8 @@ def report_run(
         updates["steps"] = {**settings.steps, **{t: steps for t in task}}
     if model_steps is not None:
         updates["model_steps"] = {**settings.model_steps, **{t: model_steps for t in task}}
+    if model_lr is not None:
+        updates["model_learning_rate"] = model_lr
     if max_dev is not None:
         updates["max_dev_per_task"] = {**settings.max_dev_per_task, **{t: max_dev for t in task}}
     if model is not None:

@@ -78,6 +78,22 @@ class ReportSettings:
     hparams_source: str = "fallback"
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # checked here, so a settings file or a CLI flag with a bad value fails before any model loads
+        for name in ("learning_rate", "model_learning_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise SoftPromptError(f"report setting {name} must be a positive number, got {value!r}")
+        for name in ("prompt_length", "batch_size", "default_steps", "seeds", "max_dev", "max_input_tokens",
+                     "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SoftPromptError(f"report setting {name} must be a positive integer, got {value!r}")
+        for name in ("steps", "model_steps", "max_dev_per_task", "max_input_tokens_per_task"):
+            for task, value in getattr(self, name).items():
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise SoftPromptError(f"report setting {name}[{task!r}] must be a positive integer, got {value!r}")
+
     def steps_for(self, task: str) -> int:
         return self.steps.get(task, self.default_steps)
 
@@ -609,6 +625,14 @@ def _sized_models_and_shared_tasks(results_by_model: dict[str, dict]) -> tuple[l
     return order, sorted(set.intersection(*(set(r.get("tasks", {})) for r in sized.values())))
 
 
+def scale_points(results_by_model: dict[str, dict], task: str, method: str) -> list[tuple[float, float]]:
+    """(millions of parameters, primary metric) of `method` on `task` for each model that recorded it,
+    smallest model first: a method measured on one model only is still drawn, as a lone point."""
+    points = [(r["meta"]["parameters"] / 1e6, _primary(r["tasks"].get(task, {}).get(method)))
+              for r in results_by_model.values() if r.get("meta", {}).get("parameters")]
+    return sorted((size, value) for size, value in points if value is not None)
+
+
 def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
     """The paper's Figure 1 at two sizes: per task measured on every model, zero-shot design and
     prompt tuning (and model tuning where recorded) against the number of parameters. None when
@@ -631,9 +655,9 @@ def scale_figure(results_by_model: dict[str, dict], out: Path) -> Path | None:
                ("model", "--", "C2", "model tuning"))
     for ax, task in zip(axes.flat, shared):
         for key, style, color, label in methods:
-            values = [_primary(sized[m]["tasks"][task].get(key)) for m in order]
-            if all(v is not None for v in values):
-                ax.plot(sizes, values, style, marker="o", color=color, label=label)
+            points = scale_points(sized, task, key)
+            if points:
+                ax.plot(*zip(*points), style, marker="o", color=color, label=label)
         ax.set_title(task, fontsize=10)
         ax.set_xticks(sizes, [f"{s:.0f}M" for s in sizes], fontsize=8)
         ax.margins(x=0.25)
@@ -688,6 +712,7 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
     records exist (model tuning's lr check under the scale table, the length x init ablation, ensembles,
     transfer)."""
     from softprompt.experiments.ablation import ablation_figure, ablation_section, figure_name, load_records
+    from softprompt.experiments.study_figures import ensemble_figure, transfer_figure
     from softprompt.experiments.study_sections import (
         ensemble_section,
         load_json_records,
@@ -727,9 +752,11 @@ def write_summary(results_paths: Sequence[str | Path], out: str | Path = "report
         text += "\n" + ablation_section(ablations)
     ensembles = load_json_records(ensemble_dir)
     if ensembles:
-        text += "\n" + ensemble_section(ensembles)
+        ensemble_figure(ensembles, figures / "ensembles.png")
+        text += "\n" + ensemble_section(ensembles) + "\n![prompt ensembles](figures/ensembles.png)\n"
     transfers = load_json_records(transfer_dir)
     if transfers:
-        text += "\n" + transfer_section(transfers)
+        transfer_figure(transfers, figures / "transfer.png")
+        text += "\n" + transfer_section(transfers) + "\n![domain transfer](figures/transfer.png)\n"
     atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text))
     return Path(out)

@@ -42,6 +42,10 @@ def _metric(metrics: dict | None, name: str) -> str:
     return "-" if not metrics or name not in metrics else f"{metrics[name]:.1f}"
 
 
+def _metrics(metrics: dict | None, names: Sequence[str]) -> str:
+    return " / ".join(_metric(metrics, name) for name in names)
+
+
 def ensemble_section(records: Sequence[dict]) -> str:
     """Per ensemble record: each prompt's primary metric, their average, the best one, the
     majority-vote ensemble, and the shared pass's time against N separate passes."""
@@ -82,7 +86,8 @@ def transfer_section(records: Sequence[dict]) -> str:
     ordered = sorted(records, key=lambda r: (record_model(r), r["source"], r["target"],
                                              r.get("method", "prompt tuning") != "prompt tuning"))
     for r in ordered:
-        m = r["primary_metric"]
+        # the primary metric first, then the task's others (MRPC's F1 beside accuracy, SQuAD's EM beside F1)
+        names = [r["primary_metric"]] + sorted(k for k in r["metrics"] if k != r["primary_metric"])
         source_dev = (r.get("source_dev_metric") or {}).get("metrics")
         step = (r.get("source_dev_metric") or {}).get("step", "-")
         method = r.get("method", "prompt tuning")
@@ -92,8 +97,9 @@ def transfer_section(records: Sequence[dict]) -> str:
             b = r.get("budget") or {}
             trained = (f"{b.get('trainable_parameters', 0) / 1e6:.0f}M weights, {b.get('updates')} updates of "
                        f"{b.get('batch_size')}, {b.get('optimizer')} lr {b.get('learning_rate')}")
-        lines.append(f"| {record_model(r)} | {r['source']} -> {r['target']} | {method} | {m} | {_metric(source_dev, m)} | {step} | "
-                     f"{_metric(r['metrics'], m)} | {r['examples']} | {trained} | `{r['_file']}` |")
+        lines.append(f"| {record_model(r)} | {r['source']} -> {r['target']} | {method} | {' / '.join(names)} | "
+                     f"{_metrics(source_dev, names)} | {step} | {_metrics(r['metrics'], names)} | {r['examples']} | "
+                     f"{trained} | `{r['_file']}` |")
     lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
     return "\n".join(lines) + "\n"
 
