@@ -258,6 +258,32 @@ def test_transfer_refuses_other_label_words_and_runs_generation(tmp_path, data_d
     assert res.prefix is None
 
 
+def test_transfer_in_domain_score_is_the_source_runs_whole_dev_score(tmp_path):
+    from softprompt.experiments.transfer import source_dev_score
+
+    best = {"name": "f1", "value": 49.1, "step": 150, "metrics": {"em": 40.0, "f1": 49.1}}  # on a dev subset
+    run = tmp_path / "run"
+    run.mkdir()
+    prompt = run / "prompt.safetensors"
+    assert source_dev_score(prompt, best) == best  # no result.json: the prompt file's own record
+    result = {"best_step": 150, "dev_score": {"metrics": {"em": 41.0, "f1": 50.3}, "examples": 300,
+                                              "measured_by": "final evaluation"}}
+    (run / "result.json").write_text(json.dumps(result))
+    assert source_dev_score(prompt, best) == {"name": "f1", "value": 50.3, "step": 150, "metrics": {"em": 41.0, "f1": 50.3},
+                                              "examples": 300, "measured_by": "final evaluation"}
+    assert source_dev_score(run / "other.safetensors", best) == best  # not the run's kept prompt
+    (run / "result.json").write_text(json.dumps({**result, "best_step": 100}))  # another run's result
+    assert source_dev_score(prompt, best) == best
+    # a run from before result.json held dev_score: its final evaluation's line in metrics.jsonl
+    (run / "result.json").write_text(json.dumps({"best_step": 150, "final_metrics": {"em": 41.0, "f1": 50.3}}))
+    (run / "metrics.jsonl").write_text(json.dumps({"event": "final_eval", "step": 150, "metrics": {"em": 41.0, "f1": 50.3},
+                                                   "examples": 300}) + "\n")
+    assert source_dev_score(prompt, best)["examples"] == 300
+    (run / "result.json").write_text("{")
+    assert source_dev_score(prompt, best) == best
+    assert source_dev_score(prompt, None) is None
+
+
 def test_model_tuning_transfer_scores_the_tuned_copy_on_the_target_in_the_source_format(data_dir):
     lm = tiny_llama()
     qqp = get_task("qqp", data_dir, format="t5")

@@ -26,23 +26,23 @@ def test_sections_show_the_recorded_numbers(tmp_path):
         "command": "softprompt experiment transfer p --target qqp --model smollm2"}))
     (tmp_path / "tr" / "a-model.json").write_text(json.dumps({  # sorts first by file name, shown after the prompt
         "source": "mrpc", "target": "qqp", "primary_metric": "accuracy", "metrics": {"accuracy": 66.5},
-        "source_dev_metric": {"metrics": {"accuracy": 80.25}, "step": 300}, "examples": 500, "prompt": None,
+        "source_dev_metric": {"metrics": {"accuracy": 80.25}, "step": 300, "examples": 408}, "examples": 500, "prompt": None,
         "method": "model tuning", "budget": {"updates": 300, "batch_size": 8, "optimizer": "adamw",
                                              "learning_rate": 5e-05, "trainable_parameters": 134515008},
         "model": "smollm2", "command": "softprompt experiment model-tune --task mrpc --transfer-to qqp"}))
     (tmp_path / "tr" / "squad-bioasq.json").write_text(json.dumps({  # a generation task: F1 and EM
         "source": "squad", "target": "bioasq", "primary_metric": "f1", "metrics": {"em": 20.0, "f1": 31.26},
-        "source_dev_metric": {"metrics": {"em": 40.0, "f1": 52.04}, "step": 100}, "examples": 300,
+        "source_dev_metric": {"metrics": {"em": 40.0, "f1": 52.04}, "step": 100, "examples": 250}, "examples": 300,
         "prompt": "s.safetensors", "command": "softprompt experiment transfer s --target bioasq --model smollm2"}))
     ens = ensemble_section(load_json_records(tmp_path / "ens"))
     assert "| - | sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
     assert "softprompt experiment ensemble a b" in ens
     tr = transfer_section(load_json_records(tmp_path / "tr"))
     rows = [ln for ln in tr.splitlines() if ln.startswith("| smollm2 | mrpc -> qqp")]
-    assert rows[0].startswith("| smollm2 | mrpc -> qqp | prompt tuning | accuracy | 70.1 | 300 | 61.0 | 500 | `p.safetensors` |")
-    assert rows[1].startswith("| smollm2 | mrpc -> qqp | model tuning | accuracy | 80.2 | 300 | 66.5 | 500 | "
+    assert rows[0].startswith("| smollm2 | mrpc -> qqp | prompt tuning | accuracy | 70.1 | - | 300 | 61.0 | 500 | `p.safetensors` |")
+    assert rows[1].startswith("| smollm2 | mrpc -> qqp | model tuning | accuracy | 80.2 | 408 | 300 | 66.5 | 500 | "
                               "135M weights, 300 updates of 8, adamw lr 5e-05 |")
-    assert "| smollm2 | squad -> bioasq | prompt tuning | f1 / em | 52.0 / 40.0 | 100 | 31.3 / 20.0 | 300 |" in tr
+    assert "| smollm2 | squad -> bioasq | prompt tuning | f1 / em | 52.0 / 40.0 | 250 | 100 | 31.3 / 20.0 | 300 |" in tr
     assert tr.index("transfer p --target qqp --model smollm2") < tr.index("model-tune --task mrpc --transfer-to qqp")
     assert load_json_records(tmp_path / "missing") == []
     assert record_model({"command": "x ensemble a b -m gemma3-270m --json o"}) == "gemma3-270m"

@@ -76,13 +76,14 @@ def transfer_section(records: Sequence[dict]) -> str:
     beside its zero-shot score on the target task; the two methods of one pair side by side."""
     lines = ["## Domain transfer (the paper's Tables 1 and 2)", "",
              "Trained on the source task, scored zero-shot on the target task (same label words, the source's "
-             "input format). Prompt tuning: a prompt file; in-domain is the score its own run recorded on the "
-             "source task's dev set (on the run's dev subset when its evaluations used one), saved at update: "
-             "the update whose prompt the run kept (0: training never beat the initial prompt on dev). Model "
-             "tuning: every weight of a copy of the same model, scored after its last update.", "",
-             "| model | source -> target | method | metric | in-domain (source dev) | saved at update | "
-             "zero-shot on target | target examples | trained | record |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "input format). Prompt tuning: a prompt file; in-domain is its run's score of the kept prompt on "
+             "the source task's dev examples (source dev examples: how many; '-': a record that only has the "
+             "run's best evaluation, on its dev subset), saved at update: the update whose prompt the run kept "
+             "(0: training never beat the initial prompt on dev). Model tuning: every weight of a copy of the "
+             "same model, scored after its last update.", "",
+             "| model | source -> target | method | metric | in-domain (source dev) | source dev examples | "
+             "saved at update | zero-shot on target | target examples | trained | record |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     ordered = sorted(records, key=lambda r: (record_model(r), r["source"], r["target"],
                                              r.get("method", "prompt tuning") != "prompt tuning"))
     for r in ordered:
@@ -98,7 +99,8 @@ def transfer_section(records: Sequence[dict]) -> str:
             trained = (f"{b.get('trainable_parameters', 0) / 1e6:.0f}M weights, {b.get('updates')} updates of "
                        f"{b.get('batch_size')}, {b.get('optimizer')} lr {b.get('learning_rate')}")
         lines.append(f"| {record_model(r)} | {r['source']} -> {r['target']} | {method} | {' / '.join(names)} | "
-                     f"{_metrics(source_dev, names)} | {step} | {_metrics(r['metrics'], names)} | {r['examples']} | "
+                     f"{_metrics(source_dev, names)} | {(r.get('source_dev_metric') or {}).get('examples', '-')} | "
+                     f"{step} | {_metrics(r['metrics'], names)} | {r['examples']} | "
                      f"{trained} | `{r['_file']}` |")
     lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
     return "\n".join(lines) + "\n"

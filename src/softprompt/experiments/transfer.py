@@ -19,6 +19,7 @@ the target's own prefix and "none" drops it. SQuAD and BioASQ share one format w
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class TransferResult:
     examples: int
     seconds: float
     prompt: str | None  # the prompt file; None for a model-tuned source
-    source_dev_metric: dict | None  # the source run's own dev score: name, value, step, metrics
+    source_dev_metric: dict | None  # the source's dev score: name, value, step, metrics, examples (when known)
     method: str = "prompt tuning"
     budget: dict | None = None  # model tuning: the updates, batch, optimizer and lr it trained with
 
@@ -125,8 +126,46 @@ def evaluate_transfer(
     return TransferResult(
         source=source, target=task.name, split=split, prefix=used_prefix, metrics=result.metrics,
         primary_metric=task.primary_metric, examples=len(examples), seconds=time.perf_counter() - start,
-        prompt=str(prompt_path), source_dev_metric=saved.metadata.best_dev_metric,
+        prompt=str(prompt_path), source_dev_metric=source_dev_score(prompt_path, saved.metadata.best_dev_metric),
     )
+
+
+def _final_evaluation(metrics_log: Path) -> dict | None:
+    """The last final evaluation in a run's metrics.jsonl (runs from before result.json recorded
+    `dev_score`)."""
+    if not metrics_log.is_file():
+        return None
+    found = None
+    for line in metrics_log.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        if event.get("event") == "final_eval":
+            found = {"metrics": event["metrics"], "examples": event["examples"], "measured_by": "final evaluation"}
+    return found
+
+
+def source_dev_score(prompt_path: str | Path, best: dict | None) -> dict | None:
+    """The in-domain score of a trained prompt: its run's score on the source's whole dev set
+    (`dev_score` of the result.json beside it, when the file is that run's kept prompt), so it
+    compares with model tuning's, which is always on the whole dev set; else `best`, the prompt
+    file's own record of its best evaluation (which may be on a dev subset)."""
+    from softprompt.training.trainer import PROMPT_NAME, RESULT_NAME
+
+    path = Path(prompt_path)
+    if best is None or path.name != PROMPT_NAME or not (path.parent / RESULT_NAME).is_file():
+        return best
+    try:
+        result = json.loads((path.parent / RESULT_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return best
+    score = result.get("dev_score") or _final_evaluation(path.parent / "metrics.jsonl")
+    # the run that wrote result.json kept this prompt: same best update
+    if not score or result.get("best_step") != best.get("step") or best.get("name") not in score["metrics"]:
+        return best
+    return {"name": best["name"], "value": score["metrics"][best["name"]], "step": best.get("step"),
+            "metrics": score["metrics"], "examples": score["examples"], "measured_by": score.get("measured_by")}
 
 
 def model_tuning_transfer(
