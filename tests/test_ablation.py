@@ -120,3 +120,8 @@ def test_cli_ablate_writes_its_record(tmp_path, data_dir, monkeypatch):
     assert r.exit_code == 0, r.output
     record = json.loads((tmp_path / "rec" / "tiny-sst2.json").read_text())
     assert list(record["cells"]) == ["p1-random-uniform-seed0"]
+
+
+def test_ablation_axis_spans_at_least_ten_points():
+    assert ab.min_span_limits(52.3, 53.8) == pytest.approx((48.05, 58.05))
+    assert ab.min_span_limits(40.0, 90.0) == (40.0, 90.0)

@@ -107,6 +107,12 @@ def test_length_and_init_finding():
         assert rte[(1, i)] == max(rte[(n, i)] for n in lengths)
         assert all(rte[(n, i)] <= majority for n in lengths[1:])
     assert "model tuning reaches 69.0 there in 300 updates" in sentence
+    # RTE on Gemma 3: class-label at every length, random-uniform at 1 and 20; every cell near the majority class
+    large_rte, large_majority = _ablation(LARGE, "rte"), _primary(_results(), LARGE, "rte", "majority")
+    assert set(large_rte) == {(n, "class-label") for n in lengths} | {(1, "random-uniform"), (20, "random-uniform")}
+    assert large_majority is not None and "random-uniform at 1 and 20 tokens" in sentence
+    furthest = max(abs(v - large_majority) for v in large_rte.values())
+    assert f"every cell ends within {furthest:.1f} points of the majority class" in sentence
     model = _results()[SMALL]["rte"]["model"]
     assert (round(model["primary"], 1), model["steps"]) == (69.0, 300)
 

@@ -180,6 +180,15 @@ def figure_name(record: dict) -> str:
     return f"ablation_{record['meta']['model']}_{record['meta']['task']}.png"
 
 
+def min_span_limits(low: float, high: float, min_span: float = 10.0) -> tuple[float, float]:
+    """Axis limits spanning at least `min_span` points around (low, high): a grid whose cells all end
+    within a point or two of one another should look flat, not fill the axis with noise."""
+    if high - low >= min_span:
+        return low, high
+    middle = (low + high) / 2
+    return middle - min_span / 2, middle + min_span / 2
+
+
 def ablation_figure(record: dict, out: Path, majority: float | None = None) -> Path:
     """Metric vs prompt length (log axis), one line per init: the mean over seeds, the bar spans
     the seeds' min..max; a dotted line per init: the same prompts before training; a grey line at
@@ -205,6 +214,7 @@ def ablation_figure(record: dict, out: Path, majority: float | None = None) -> P
                 label=f"{init} (before training)")
     if majority is not None:
         ax.axhline(majority, color="0.5", linestyle="--", linewidth=1, label="majority class (whole dev set)")
+    ax.set_ylim(*min_span_limits(*ax.get_ylim()))
     lengths = sorted({c["length"] for c in record["cells"].values()})
     ax.set_xscale("log")
     ax.set_xticks(lengths, [str(p) for p in lengths])
