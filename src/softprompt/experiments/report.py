@@ -84,15 +84,14 @@ class ReportSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise SoftPromptError(f"report setting {name} must be a positive number, got {value!r}")
-        for name in ("prompt_length", "batch_size", "default_steps", "seeds", "max_dev", "max_input_tokens",
-                     "eval_batch_size"):
-            value = getattr(self, name)
+        counts = [(name, getattr(self, name)) for name in ("prompt_length", "batch_size", "default_steps", "seeds",
+                                                              "max_dev", "max_input_tokens", "eval_batch_size")]
+        counts += [(f"{name}[{task!r}]", value) for name in ("steps", "model_steps", "max_dev_per_task",
+                                                             "max_input_tokens_per_task")
+                   for task, value in getattr(self, name).items()]
+        for name, value in counts:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SoftPromptError(f"report setting {name} must be a positive integer, got {value!r}")
-        for name in ("steps", "model_steps", "max_dev_per_task", "max_input_tokens_per_task"):
-            for task, value in getattr(self, name).items():
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    raise SoftPromptError(f"report setting {name}[{task!r}] must be a positive integer, got {value!r}")
 
     def steps_for(self, task: str) -> int:
         return self.steps.get(task, self.default_steps)

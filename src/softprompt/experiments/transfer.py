@@ -151,7 +151,7 @@ def source_dev_score(prompt_path: str | Path, best: dict | None) -> dict | None:
     (`dev_score` of the result.json beside it, when the file is that run's kept prompt), so it
     compares with model tuning's, which is always on the whole dev set; else `best`, the prompt
     file's own record of its best evaluation (which may be on a dev subset)."""
-    from softprompt.training.trainer import PROMPT_NAME, RESULT_NAME
+    from softprompt.training.trainer import METRICS_NAME, PROMPT_NAME, RESULT_NAME
 
     path = Path(prompt_path)
     if best is None or path.name != PROMPT_NAME or not (path.parent / RESULT_NAME).is_file():
@@ -160,7 +160,7 @@ def source_dev_score(prompt_path: str | Path, best: dict | None) -> dict | None:
         result = json.loads((path.parent / RESULT_NAME).read_text())
     except (OSError, json.JSONDecodeError):
         return best
-    score = result.get("dev_score") or _final_evaluation(path.parent / "metrics.jsonl")
+    score = result.get("dev_score") or _final_evaluation(path.parent / METRICS_NAME)
     # the run that wrote result.json kept this prompt: same best update
     if not score or result.get("best_step") != best.get("step") or best.get("name") not in score["metrics"]:
         return best
