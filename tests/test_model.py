@@ -207,3 +207,32 @@ def test_needs_conversion_names_the_folder_loading_converts_into(tmp_path, monke
     assert len(converted_into) == 2
     assert not loading.needs_conversion(str(tmp_path))  # a model folder or hub id is never converted
     assert not loading.needs_conversion("HuggingFaceTB/SmolLM2-135M")
+
+
+def test_a_converted_folder_loads_as_plain_weights_even_with_a_leftover_gguf_entry(tmp_path, caplog):
+    """Folders converted before the fix kept the GGUF `quantization_config`; transformers then
+    treated the float32 weights as packed GGUF and, in bfloat16, warned about float32 kernels."""
+    import json
+
+    from softprompt.core import loading
+
+    lm = tiny_llama()
+    folder = tmp_path / "converted"
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gguf", "dequantize": False, "gguf_file": "tiny.gguf"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / loading.CONVERSION_MARKER).write_text(json.dumps({"gguf": "tiny.gguf"}))
+
+    with caplog.at_level("WARNING"):
+        loaded = loading.load_model(str(folder), dtype="bfloat16")
+    assert getattr(loaded.model, "hf_quantizer", None) is None
+    assert not hasattr(loaded.model.config, "quantization_config")
+    assert loaded.dtype == torch.bfloat16
+    assert "packed" not in caplog.text
+    for name, weight in lm.model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name].float(), weight.to(torch.bfloat16).float())
+
+    # Another quantization method is left alone.
+    assert not loading._drop_gguf_quantization(type("Config", (), {"quantization_config": {"quant_method": "bnb"}})())

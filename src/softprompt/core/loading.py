@@ -28,6 +28,8 @@ from softprompt.core.model import PromptedLM
 from softprompt.errors import ModelLoadError
 
 DEFAULT_MODEL = "smollm2"
+# written into every folder convert_gguf makes: which GGUF file it came from
+CONVERSION_MARKER = "softprompt-source.json"
 
 
 def _smollm2_gguf() -> Path:
@@ -117,12 +119,13 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
     # save_pretrained refuses GGUF-loaded models: copy the weights into a plain model.
     plain = auto.from_config(gguf_model.config, dtype=torch.float32)
     plain.load_state_dict(gguf_model.state_dict())
+    _drop_gguf_quantization(plain.config)  # the saved weights are plain float32
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp-", dir=out_dir.parent))
     try:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "softprompt-source.json").write_text(json.dumps({"gguf": str(gguf_file)}))
+        (tmp / CONVERSION_MARKER).write_text(json.dumps({"gguf": str(gguf_file)}))
         if out_dir.exists():  # another process finished first
             shutil.rmtree(tmp)
         else:
@@ -131,6 +134,20 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _drop_gguf_quantization(config) -> bool:
+    """Remove the GGUF `quantization_config` a model loaded from a .gguf file carries. A folder we
+    converted holds dequantised float32 weights; with the entry left in, transformers treats the
+    folder as packed GGUF (and, asked for bfloat16, warns that its kernels compute in float32).
+    Folders converted before this fix still have it: loading drops it too."""
+    quantization = getattr(config, "quantization_config", None)
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else \
+        getattr(quantization, "quant_method", None)
+    if str(getattr(method, "value", method)) != "gguf":
+        return False
+    delattr(config, "quantization_config")
+    return True
 
 
 def _cache_folder(name_or_path: str) -> Path:
@@ -186,7 +203,9 @@ def load_model(
     source = _resolve_source(name_or_path)
     try:
         config = AutoConfig.from_pretrained(source)
-        model = _auto_class(config).from_pretrained(source, dtype=torch_dtype)
+        if isinstance(source, Path) and (source / CONVERSION_MARKER).is_file():
+            _drop_gguf_quantization(config)
+        model = _auto_class(config).from_pretrained(source, config=config, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as err:
         known = ", ".join(BUILTIN_MODELS)
