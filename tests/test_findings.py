@@ -248,8 +248,18 @@ def test_targets_missed_says_what_the_records_show():
     assert best < 90 and f"the best is {best:.1f} (Gemma 3, the defaults)" in text
     grouped = json.loads((ROOT / "reports" / "variants" / LARGE / "sst2" / "group-by-length" / "result.json").read_text())
     assert f"length-grouped batches end at {grouped['final_metrics']['accuracy']:.1f}" in text
-    # BoolQ is in neither results file
-    assert all("boolq" not in results[m] for m in (SMALL, LARGE)) and "*BoolQ*: not run" in text
+    # BoolQ: SmolLM2 only, below the majority class
+    assert "boolq" not in results[LARGE] and "Gemma 3 was not run" in text
+    boolq = results[SMALL]["boolq"]
+    assert boolq["defaults"]["train_split"] == "fewglue32-train" and boolq["defaults"]["train_examples"] == 32
+    assert boolq["defaults"]["dev_examples"] == boolq["defaults"]["dev_total"] == 3270
+    assert f"prompt tuning ends at {boolq['defaults']['primary']:.1f}, below the majority class " \
+           f"({boolq['majority']['primary']:.1f}): margin {_margin(results, SMALL, 'boolq'):.1f}" in text
+    assert _margin(results, SMALL, "boolq") < 0
+    assert f"The zero-shot design scores {boolq['design']['primary']:.1f}" in text
+    step, loss = boolq["defaults"]["losses"][-1]
+    assert f"(training loss {loss} at update {step})" in text
+    assert f"The run took {boolq['defaults']['wall_seconds'] / 60:.0f} min" in text
 
 
 def test_transfer_finding_says_why_gemma_has_no_transfer_runs():
