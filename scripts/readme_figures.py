@@ -84,6 +84,17 @@ def benchmarks_text() -> str:
                      f"by length compute {min(saved)}-{max(saved)}% fewer tokens (real and padding) than random batches over a "
                      f"CPU-default run (random batches: up to {worst['random: padded / real']} tokens computed per "
                      f"real one, {worst['task']} on {worst['model']}).")
+    bands_table = BENCH / "length_bands.md"
+    if bands_table.is_file():
+        from softprompt.core.batching import BAND_OVERHEAD_TOKENS
+
+        rows = [r for r in md_table(bands_table, "model") if r["mode"] == f"bands, overhead {BAND_OVERHEAD_TOKENS}"]
+        speed = [float(r["speed-up"].rstrip("x")) for r in rows]
+        gap = max(float(r["gradient"]) for r in rows)
+        lines.append(f"- **Length bands** (`benchmarks/length_bands.md`, {_generated_on(bands_table)}): an update "
+                     f"computed in length bands (the CPU default) runs at {min(speed):.2f}-{max(speed):.2f}x the speed of "
+                     f"one padded pass on real batches ({', '.join(sorted({r['task'] for r in rows}))}; both models), "
+                     f"its gradient within {gap:.0e} (relative) of the padded pass's.")
     serve = BENCH / "serve_throughput.md"
     lines.append(f"- **Serving** (`benchmarks/serve_throughput.md`, {_generated_on(serve)}): mixed-task batching "
                  f"{_bold_after(serve, '(1)/(3) throughput ratio')} the throughput of PEFT switching adapters, "

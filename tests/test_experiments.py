@@ -29,6 +29,7 @@ from softprompt.experiments.report import (
 from softprompt.experiments.transfer import TRANSFER_PAIRS, evaluate_transfer, model_tuning_transfer
 from softprompt.tasks.base import Example
 from softprompt.tasks.registry import get_task
+from softprompt.training.defaults import CPU_PROFILE
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::softprompt.tasks.readers.DataWarning")
@@ -487,7 +488,7 @@ def test_defaults_method_and_summary_report_on_a_tiny_model(tmp_path, data_dir, 
     import softprompt.training.defaults as defaults
 
     tiny_profile = defaults.DeviceProfile("cpu", prompt_length=2, batch_size=2, max_steps=2, eval_every=1,
-                                          intermediate_eval_examples=3)
+                                          intermediate_eval_examples=3, length_bands=True)
     monkeypatch.setattr(defaults, "CPU_PROFILE", tiny_profile)
     run_task(lm, task, settings, ["majority", "design", "defaults"], results, tmp_path / "runs",
              command="cmd d", log=lambda m: None)
@@ -606,10 +607,27 @@ def test_report_commands_reproduce_runs_recorded_under_another_batching_default(
     def record(settings):
         return {"method": "defaults", "command": command, "settings": settings}
 
-    assert reproducing_command(record({"train": {"group_by_length": today}})) == command
+    bands = CPU_PROFILE.length_bands  # the report's runs ran on a CPU
+    assert reproducing_command(record({"train": {"group_by_length": today, "length_bands": bands}})) == command
     other = "--random-batches" if today else "--group-by-length"
-    assert reproducing_command(record({"train": {"group_by_length": not today}})) == f"{command} {other}"
-    # a run from before the setting existed drew random batches
+    assert reproducing_command(record({"train": {"group_by_length": not today, "length_bands": bands}})) == \
+        f"{command} {other}"
+    other_bands = "--length-bands" if not bands else "--no-length-bands"
+    assert reproducing_command(record({"train": {"group_by_length": today, "length_bands": not bands}})) == \
+        f"{command} {other_bands}"
+    # a run from before the settings existed drew random batches, each in one padded pass
     legacy = reproducing_command(record({"train": {"batch_size": 8}}))
-    assert legacy == (f"{command} --random-batches" if today else command)
+    assert legacy == command + (" --random-batches" if today else "") + (" --no-length-bands" if bands else "")
     assert reproducing_command({"method": "design", "command": "x"}) == "x"
+
+
+def test_report_run_shows_the_prompt_design_evaluation_in_a_log(tmp_path, data_dir, capsys):
+    # a log file (no terminal) gets a plain line; the evaluation of a whole BoolQ dev set takes minutes
+    settings = ReportSettings(model="tiny", max_dev=5, eval_batch_size=2)
+    task = get_task("cb", data_dir)
+    run_task(tiny_llama(), task, settings, ["design"], tmp_path / "results.json", tmp_path / "runs",
+             log=lambda m: None, show_progress=True)
+    assert "[cb prompt design] 5/5 examples (100%)" in capsys.readouterr().err
+    run_task(tiny_llama(), task, settings, ["design"], tmp_path / "results.json", tmp_path / "runs",
+             log=lambda m: None)
+    assert "prompt design]" not in capsys.readouterr().err

@@ -267,3 +267,27 @@ def test_transfer_finding_says_why_gemma_has_no_transfer_runs():
     assert not list((ROOT / "reports" / "transfer").glob(f"{LARGE}-*.json"))
     assert _primary(results, LARGE, "mrpc", "defaults") == _primary(results, LARGE, "mrpc", "majority")
     assert "Gemma 3 has no transfer runs: its MRPC prompt ends on the majority class" in _finding("Domain transfer")
+
+
+def test_length_bands_paragraph_states_the_own_task_pair():
+    def run(name: str) -> tuple[dict, dict[int, float]]:
+        folder = ROOT / "reports" / "own_task" / name
+        result = json.loads((folder / "result.json").read_text())
+        losses = {r["step"]: r["loss"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+                  if r["event"] == "train"}
+        return result, losses
+
+    (banded, banded_loss), (padded, padded_loss) = run("nli"), run("nli-one-padded-pass")
+    assert banded["settings"]["train"]["length_bands"] is True
+    assert padded["settings"]["train"].get("length_bands", False) is False
+    assert banded["settings"]["train"]["seed"] == padded["settings"]["train"]["seed"]
+    start = README.index("**Length bands (`--length-bands`")
+    text = " ".join(README[start:README.index("**Objective.**", start)].split())
+    assert (f"trained and evaluated in {banded['seconds'] / 60:.1f} min against {padded['seconds'] / 60:.1f} min "
+            "for one padded pass") in text
+    assert round(banded_loss[10], 5) == round(padded_loss[10], 5) and "agree to 6 digits at update 10" in text
+    assert abs(banded_loss[300] - padded_loss[300]) > 1e-3
+    new, old = banded["best_metrics"], padded["best_metrics"]
+    assert f"dev accuracy ended at {new['accuracy']:.1f} against {old['accuracy']:.1f} (one of 56 examples)" in text
+    assert abs(new["accuracy"] - old["accuracy"]) == pytest.approx(100 / 56)
+    assert f"macro-F1 at {new['macro_f1']:.1f} against {old['macro_f1']:.1f}" in text

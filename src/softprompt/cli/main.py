@@ -57,6 +57,7 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N updates (default: at each evaluation)."),
     activation_checkpointing: int = typer.Option(default_of(TrainConfig, "activation_checkpointing"), "--activation-checkpointing", help="Recompute every N-th layer's activations in the backward pass (1: all, 2: half; 0: off): less memory, more compute."),
     group_by_length: bool = typer.Option(default_of(TrainConfig, "group_by_length"), "--group-by-length/--random-batches", help="Batches of rows of similar length (fewer tokens computed: benchmarks/padding.md) or uniformly random batches (the default: they scored higher in paired runs, reports/results.md)."),
+    bands: Optional[bool] = typer.Option(None, "--length-bands/--no-length-bands", help="Compute each batch in bands of rows of similar length, one pass each (the same loss and gradient as one padded pass, fewer tokens computed; default: on a CPU, off on CUDA; benchmarks/length_bands.md)."),
     objective: str = typer.Option(default_of(TrainConfig, "objective"), "--objective", help="lm: the paper's text-to-text loss on the gold target; choices: cross-entropy of the gold option among the example's options, scored as evaluation scores them (classification tasks; one row per option)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
@@ -93,7 +94,7 @@ def train(
                             intermediate_eval_examples=eval_subset,
                             max_input_tokens=max_input_tokens, checkpoint_every=checkpoint_every,
                             activation_checkpointing=activation_checkpointing, group_by_length=group_by_length,
-                            objective=cast(Any, objective))
+                            length_bands=bands, objective=cast(Any, objective))
     options = {"train_file": train_file} if train_file else {}
     task_obj = _task(task, data_dir, strict, format=None if task_format == "auto" else task_format, **options)
     dev = None if dev_split.lower() == "none" else dev_split

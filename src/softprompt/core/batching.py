@@ -146,6 +146,43 @@ def _target_ids(lm: PromptedLM, text: str, target: str, alone: list[int]) -> lis
 
 
 # ----------------------------------------------------------------- batching
+# A forward and backward pass costs about this many tokens' compute beyond its tokens (the
+# per-layer work that does not grow with the batch), on a CPU; benchmarks/length_bands.md.
+BAND_OVERHEAD_TOKENS = 32
+
+
+def length_bands(lengths: Sequence[int], overhead_tokens: int = BAND_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Cut rows into bands of similar length that cost the fewest computed tokens in all.
+
+    A padded batch computes (rows x longest row) tokens. Sorted by length and cut into
+    contiguous bands, it computes sum over bands of (rows x longest row in the band), plus
+    `overhead_tokens` for each extra pass. The cut points are found exactly (dynamic programming
+    over the sorted lengths, O(n^2) for n rows). Returns the row indices of each band, shortest
+    band first; rows of one length keep their order. One band (the whole batch) when no cut
+    pays for its pass.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    sorted_lengths = [lengths[i] for i in order]
+    n = len(order)
+    # cost[j]: fewest tokens for the j shortest rows; cut[j]: where the last band starts
+    cost = [0] + [0] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        cost[j], cut[j] = min((cost[i] + (j - i) * sorted_lengths[j - 1] + (overhead_tokens if i else 0), i)
+                              for i in range(j))
+    bands: list[list[int]] = []
+    j = n
+    while j > 0:
+        bands.append(order[cut[j]:j])
+        j = cut[j]
+    return bands[::-1]
+
+
+def row_length(row: EncodedRow, prompt_length: int = 0) -> int:
+    """Tokens a row holds once its prompt is in (encoder and decoder sides together)."""
+    return len(row.prefix_ids) + prompt_length + len(row.input_ids) + len(row.target_ids)
+
+
 def build_batch(
     lm: PromptedLM,
     rows: Sequence[EncodedRow],

@@ -75,6 +75,10 @@ class TrainConfig:
     group_by_length: each micro-batch holds rows of similar length (training.sampling), so
     less compute goes to padding; off by default (uniformly random batches, the paper's), because
     in paired runs it scored lower (reports/results.md, "Prompt tuning with a setting changed").
+    length_bands: how a micro-batch is computed (objective "lm"), not what it holds: its rows sorted
+    by length and cut into bands, one pass each, where a cut saves more padding than a pass costs
+    (core.batching.length_bands). The loss and gradient are the one padded pass's, to float
+    rounding; None (auto): on for a CPU, where padding costs its full compute, off on CUDA.
     objective: "lm", the paper's text-to-text loss (NLL of the gold target's tokens); "choices",
     for classification tasks, the cross-entropy of the gold option among the example's options
     scored as evaluation scores them (core.scoring.choice_loss; one row per option).
@@ -99,6 +103,7 @@ class TrainConfig:
     seed: int = 0
     activation_checkpointing: int = 0
     group_by_length: bool = False
+    length_bands: bool | None = None
     objective: Literal["lm", "choices"] = "lm"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -115,6 +120,8 @@ class TrainConfig:
                "activation_checkpointing", f"must be an integer >= 0, got {self.activation_checkpointing!r}")
         _check(self.objective in ("lm", "choices"), "objective", f"must be lm or choices, got {self.objective!r}")
         _check(isinstance(self.group_by_length, bool), "group_by_length", f"must be true or false, got {self.group_by_length!r}")
+        _check(self.length_bands is None or isinstance(self.length_bands, bool), "length_bands",
+               f"must be true, false or None (auto), got {self.length_bands!r}")
         for name in ("batch_size", "max_steps", "eval_every", "checkpoint_every", "early_stopping_patience",
                      "max_eval_examples", "intermediate_eval_examples"):
             value = getattr(self, name)
@@ -123,7 +130,7 @@ class TrainConfig:
     @property
     def is_resolved(self) -> bool:
         """True once every "auto" setting has a value (training.defaults.resolve_settings)."""
-        return None not in (self.learning_rate, self.batch_size, self.max_steps, self.eval_every)
+        return None not in (self.learning_rate, self.batch_size, self.max_steps, self.eval_every, self.length_bands)
 
     @property
     def effective_checkpoint_every(self) -> int:
@@ -136,7 +143,7 @@ class TrainConfig:
 
 # The value a setting had in runs recorded before it existed (their result.json and checkpoints
 # lack it): readers fill it in from here.
-PRE_SETTING_VALUES: dict[str, Any] = {"group_by_length": False, "objective": "lm"}
+PRE_SETTING_VALUES: dict[str, Any] = {"group_by_length": False, "objective": "lm", "length_bands": False}
 
 
 def as_path(value: str | Path | None) -> Path | None:

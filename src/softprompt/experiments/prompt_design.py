@@ -258,9 +258,11 @@ def evaluate_prompt_design(
     batch_size: int = 16,
     template: DesignTemplate | None = None,
     max_input_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Zero-shot (shots=0) or k-shot hand-written prompt, scored by rank classification
-    with no soft prompt and the task's metric. `extra` records the template and demos."""
+    with no soft prompt and the task's metric. `extra` records the template and demos;
+    `progress` is called with the number of examples each batch scored."""
     template = template or template_for(task)
     demos: list[Example] = []
     if shots:
@@ -270,7 +272,7 @@ def evaluate_prompt_design(
     examples = list(examples)
     designed = design_examples(template, examples, demos, t5_class_words(task))
     start = time.perf_counter()
-    _, scores = predict(lm, designed, None, batch_size, max_input_tokens=max_input_tokens)
+    _, scores = predict(lm, designed, None, batch_size, progress=progress, max_input_tokens=max_input_tokens)
     if scores is None:
         raise SoftPromptError(f"prompt design needs a classification task; {task.name} generates text")
     predictions = [ex.choices[best_option(s)] for ex, s in zip(examples, scores)]

@@ -44,6 +44,7 @@ from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
 from softprompt.experiments.prompt_design import evaluate_prompt_design
 from softprompt.experiments.study_sections import with_batching_flag
 from softprompt.fileio import atomic_write
+from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Task
 from softprompt.training.run import train_prompt
 from softprompt.training.trainer import Trainer
@@ -172,8 +173,8 @@ def run_task(
     show_progress: bool = False,
 ) -> dict:
     """Run the requested methods on one task; each record is saved as soon as it exists
-    (`lm` may be None when the only method is 'majority'). show_progress: model tuning's
-    progress (a bar, or plain lines in a log), the longest method."""
+    (`lm` may be None when the only method is 'majority'). show_progress: the progress of
+    model tuning and of the prompt-design evaluation (a bar, or plain lines in a log)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SoftPromptError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
@@ -205,8 +206,9 @@ def run_task(
 
     if "design" in methods:
         log(f"[{name}] prompt design, zero-shot, {len(dev)} dev examples")
-        res = evaluate_prompt_design(frozen, task, dev, shots=0, batch_size=settings.eval_batch_size,
-                                     max_input_tokens=max_tokens)
+        with ProgressReporter(f"{name} prompt design", len(dev), unit="examples", enabled=show_progress) as reporter:
+            res = evaluate_prompt_design(frozen, task, dev, shots=0, batch_size=settings.eval_batch_size,
+                                         max_input_tokens=max_tokens, progress=reporter.advance)
         out["design"] = {**common, "method": "design", "shots": 0, "steps": 0, "metrics": res.metrics,
                          "primary": res.metrics[task.primary_metric], "eval_seconds": res.seconds,
                          "wall_seconds": res.seconds, "example_input": res.extra["example_input"]}
@@ -542,7 +544,9 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
         "every dev example. Prompt design: the hand-written zero-shot prompt. Margin = prompt tuning minus "
         f"the better of the two baselines (primary metric); the target is at least {TARGET_MARGIN:g} points. "
         "PT batches: 'random' draws them uniformly (the default, the paper's), 'by length' groups rows of "
-        "similar length (`--group-by-length`: less padding; the command below adds the flag).",
+        "similar length (`--group-by-length`: less padding; the command below adds the flag). Runs recorded "
+        "before length bands (the CPU default since: the same gradient, less padding computed) computed each "
+        "batch in one padded pass; their commands add `--no-length-bands`, as they ran.",
         "",
     ]
     for model, results in results_by_model.items():

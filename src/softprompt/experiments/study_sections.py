@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 from softprompt.core.config import PRE_SETTING_VALUES, TrainConfig
 from softprompt.errors import SoftPromptError
+from softprompt.training.defaults import CPU_PROFILE
 
 
 def load_json_records(folder: str | Path | None) -> list[dict]:
@@ -132,12 +133,16 @@ _NOT_SETTINGS = {"extra", "init_file"}
 
 
 def with_batching_flag(command: str, train: dict) -> str:
-    """`command` with --group-by-length / --random-batches added where the run's batching (`train`:
-    its recorded train settings; runs from before the setting existed drew random batches) is not
-    today's default."""
+    """`command` with --group-by-length / --random-batches and --length-bands / --no-length-bands
+    added where the run's batching (`train`: its recorded train settings; runs from before a
+    setting existed have PRE_SETTING_VALUES's) is not what the command gives today on a CPU, where
+    the report's runs ran: rerun as printed, it computes what the run computed."""
     grouped = bool(train.get("group_by_length", PRE_SETTING_VALUES["group_by_length"]))
     if grouped != TrainConfig.group_by_length and "--random-batches" not in command and "--group-by-length" not in command:
         command += " --group-by-length" if grouped else " --random-batches"
+    bands = bool(train.get("length_bands", PRE_SETTING_VALUES["length_bands"]))
+    if bands != CPU_PROFILE.length_bands and "-length-bands" not in command:
+        command += " --length-bands" if bands else " --no-length-bands"
     return command
 
 

@@ -68,13 +68,16 @@ class DeviceProfile:
     # dev examples for the evaluations during training (None: all); the final score of the
     # best prompt is always on the full dev split.
     intermediate_eval_examples: int | None
+    # compute a micro-batch in length bands (TrainConfig.length_bands): on a CPU padding costs
+    # its full compute (benchmarks/length_bands.md); a GPU runs a padded batch's rows in parallel (not measured).
+    length_bands: bool
 
 
 CPU_PROFILE = DeviceProfile("cpu", prompt_length=20, batch_size=8, max_steps=300, eval_every=100,
-                            intermediate_eval_examples=200)
+                            intermediate_eval_examples=200, length_bands=True)
 # The paper's budget (Lester et al. 2021, section 3): p = 100, batch 32, 30,000 steps.
 CUDA_PROFILE = DeviceProfile("cuda", prompt_length=100, batch_size=32, max_steps=30_000, eval_every=1000,
-                             intermediate_eval_examples=None)
+                             intermediate_eval_examples=None, length_bands=False)
 
 
 def profile_for(device: torch.device | str) -> DeviceProfile:
@@ -129,6 +132,7 @@ def resolve_settings(lm: PromptedLM, prompt: PromptConfig, train: TrainConfig,
          min(profile.eval_every, train.max_steps or profile.max_steps), f"{profile.name} profile")
     pick(train_updates, "intermediate_eval_examples", train.intermediate_eval_examples,
          profile.intermediate_eval_examples, f"{profile.name} profile")
+    pick(train_updates, "length_bands", train.length_bands, profile.length_bands, f"{profile.name} profile")
     if train.learning_rate is None:
         std = embedding_std(lm)
         train_updates["learning_rate"] = float(f"{LR_PER_EMBEDDING_STD * std:.3g}")

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from softprompt.core.batching import row_length
 from softprompt.core.model import PromptedLM
 from softprompt.errors import SoftPromptError
 from softprompt.tasks.base import Example
@@ -41,8 +42,7 @@ def token_length(lm: PromptedLM, max_input_tokens: int, add_eos: bool = False) -
     """A row's token count as the training loop encodes it (the prompt adds the same to every row)."""
 
     def length(example: Example) -> int:
-        row = lm.encode(example.input, example.target, add_eos=add_eos, max_input_tokens=max_input_tokens)
-        return len(row.prefix_ids) + len(row.input_ids) + len(row.target_ids)
+        return row_length(lm.encode(example.input, example.target, add_eos=add_eos, max_input_tokens=max_input_tokens))
 
     return length
 

@@ -1,7 +1,9 @@
 """The trainer: backprop through the frozen model into the soft prompt only.
 
 Per update: `grad_accum_steps` micro-batches of `batch_size` examples, the text-to-text loss
-(mean target-token NLL), one optimizer step on P. Every `eval_every` updates the prompt is
+(mean target-token NLL), one optimizer step on P. With `length_bands` (the CPU default) a
+micro-batch is computed in bands of rows of similar length, one pass each, and the NLL summed over
+them: the same loss, less compute spent on padding. Every `eval_every` updates the prompt is
 scored on dev (or on a seeded subset of it: `intermediate_eval_examples`); the best one is
 saved (prompt.safetensors) and a checkpoint is written, so a killed run resumes
 (`resume=True`) and finishes with the prompt an uninterrupted run makes. When the evaluations
@@ -28,6 +30,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from softprompt.core.batching import length_bands, row_length
 from softprompt.core.config import PRE_SETTING_VALUES, ConfigError, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
@@ -229,12 +232,14 @@ class Trainer:
         saved = payload["config"]
         # what decides the data order and the update
         for key in ("batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate", "group_by_length",
-                    "objective"):
+                    "objective", "length_bands"):
             was = saved.get(key, PRE_SETTING_VALUES.get(key))
             if was != getattr(self.config, key):
+                flag = f" (pass --{key.replace('_', '-') if was else 'no-' + key.replace('_', '-')})" \
+                    if key == "length_bands" else ""
                 raise SoftPromptError(
-                    f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now {getattr(self.config, key)!r}"
-                )
+                    f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now "
+                    f"{getattr(self.config, key)!r}{flag}")
         state: TrainState = payload["state"]
         restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
                     "initial_metrics": None, "best_metrics": None, "loss_watch": self.loss_watch,
@@ -366,11 +371,17 @@ class Trainer:
             return total / (count * cfg.grad_accum_steps)
         rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos, max_input_tokens=cfg.max_input_tokens)
                 for ex in examples]
-        batch = self.lm.build_batch(rows, self.prompt.weight)
-        if not self.group.enabled:
-            return self.lm.loss(batch) / cfg.grad_accum_steps
-        tokens = self.group.sum(torch.tensor(float(batch.target_ids.numel()), device=self.lm.device))
-        return -self.lm.target_log_probs(batch).sum() / (tokens * cfg.grad_accum_steps)
+        prompt_length = self.prompt.weight.shape[0]
+        bands = (length_bands([row_length(row, prompt_length) for row in rows]) if cfg.length_bands
+                 else [list(range(len(rows)))])
+        if len(bands) == 1 and not self.group.enabled:  # one padded pass, computed as runs before bands were
+            return self.lm.loss(self.lm.build_batch(rows, self.prompt.weight)) / cfg.grad_accum_steps
+        # the summed NLL over the global target-token count: the mean of one padded pass, however
+        # the rows are cut into bands or shared out over ranks
+        nll = torch.stack([-self.lm.target_log_probs(self.lm.build_batch([rows[i] for i in band], self.prompt.weight)).sum()
+                           for band in bands]).sum()
+        tokens = torch.tensor(float(sum(len(row.target_ids) for row in rows)), device=self.lm.device)
+        return nll / (self.group.sum(tokens) * cfg.grad_accum_steps)
 
     def _sum_over_ranks(self, loss: float) -> float:
         """Sum the prompt's gradient and the update's loss over ranks (a no-op in one process)."""
