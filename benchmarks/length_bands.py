@@ -39,6 +39,7 @@ def main() -> None:
 
     import softprompt as sp
     from softprompt.core.batching import BAND_OVERHEAD_TOKENS, length_bands, row_length
+    from softprompt.core.scoring import summed_nll_in_bands
     from softprompt.tasks.registry import resolve_data_dir
     from softprompt.training.defaults import CPU_PROFILE
     from softprompt.training.sampling import ExampleStream
@@ -85,9 +86,7 @@ def main() -> None:
                     bands = [list(range(len(rows)))] if overhead is None else length_bands(lengths, overhead)
                     prompt.grad = None
                     start = time.perf_counter()
-                    nll = torch.stack([-lm.target_log_probs(lm.build_batch([rows[i] for i in band], prompt)).sum()
-                                       for band in bands]).sum()
-                    (nll / tokens).backward()
+                    (summed_nll_in_bands(lm, rows, prompt, bands) / tokens).backward()
                     times[mode].append(time.perf_counter() - start)
                     passes[mode] += len(bands)
                     computed[mode] += sum(len(b) * max(lengths[i] for i in b) for b in bands)

@@ -165,7 +165,7 @@ def length_bands(lengths: Sequence[int], overhead_tokens: int = BAND_OVERHEAD_TO
     sorted_lengths = [lengths[i] for i in order]
     n = len(order)
     # cost[j]: fewest tokens for the j shortest rows; cut[j]: where the last band starts
-    cost = [0] + [0] * n
+    cost = [0] * (n + 1)
     cut = [0] * (n + 1)
     for j in range(1, n + 1):
         cost[j], cut[j] = min((cost[i] + (j - i) * sorted_lengths[j - 1] + (overhead_tokens if i else 0), i)

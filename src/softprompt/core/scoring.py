@@ -79,6 +79,15 @@ def loss(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
     return -target_log_probs(lm, batch).mean()
 
 
+def summed_nll_in_bands(lm: PromptedLM, rows: Sequence[EncodedRow], prompt: Tensor,
+                        bands: Sequence[Sequence[int]]) -> Tensor:
+    """The NLL of every row's target tokens, summed (a scalar), computed one padded pass per band of
+    rows (row indices; batching.length_bands): with the target-token count, the mean `loss` of one
+    padded pass of all the rows, less padding computed."""
+    return torch.stack([-target_log_probs(lm, build_batch(lm, [rows[i] for i in band], prompt)).sum()
+                        for band in bands]).sum()
+
+
 def sequence_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
     """Summed log-probability of each row's target, [batch]."""
     token_lp = target_log_probs(lm, batch)

@@ -35,7 +35,7 @@ from softprompt.core.config import PRE_SETTING_VALUES, ConfigError, PromptConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
-from softprompt.core.scoring import choice_loss
+from softprompt.core.scoring import choice_loss, summed_nll_in_bands
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import EvalResult
 from softprompt.fileio import atomic_write
@@ -235,8 +235,7 @@ class Trainer:
                     "objective", "length_bands"):
             was = saved.get(key, PRE_SETTING_VALUES.get(key))
             if was != getattr(self.config, key):
-                flag = f" (pass --{key.replace('_', '-') if was else 'no-' + key.replace('_', '-')})" \
-                    if key == "length_bands" else ""
+                flag = f" (pass --{'' if was else 'no-'}length-bands)" if key == "length_bands" else ""
                 raise SoftPromptError(
                     f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now "
                     f"{getattr(self.config, key)!r}{flag}")
@@ -378,8 +377,7 @@ class Trainer:
             return self.lm.loss(self.lm.build_batch(rows, self.prompt.weight)) / cfg.grad_accum_steps
         # the summed NLL over the global target-token count: the mean of one padded pass, however
         # the rows are cut into bands or shared out over ranks
-        nll = torch.stack([-self.lm.target_log_probs(self.lm.build_batch([rows[i] for i in band], self.prompt.weight)).sum()
-                           for band in bands]).sum()
+        nll = summed_nll_in_bands(self.lm, rows, self.prompt.weight, bands)
         tokens = torch.tensor(float(sum(len(row.target_ids) for row in rows)), device=self.lm.device)
         return nll / (self.group.sum(tokens) * cfg.grad_accum_steps)
 
