@@ -49,6 +49,7 @@ def test_each_cell_is_the_trained_prompt_scored_after_its_last_update(tmp_path):
                     init_name="class-label", show_progress=False).train()
     torch.testing.assert_close(load_prompt(alone.prompt_path, lm).tensor, saved)
     assert cell["steps"] == 3
+    assert cell["length_bands"] is True  # the CPU default, recorded per cell
     assert record["meta"]["dev_examples"] == 6
     assert json.loads((tmp_path / "rec" / "tiny-toy.json").read_text()) == record
 
@@ -93,6 +94,10 @@ def test_summary_table_and_figure(tmp_path):
     assert "| 20 | 53.0 [52.0-54.0] (40.0) | 73.0 [72.0-74.0] (60.0) |" in text
     assert "figures/ablation_m_t.png" in text
     assert "cmd x" in text
+    assert "Each batch computed in one padded pass." in text  # cells recorded before length bands
+    record["cells"]["p20-class-label-seed1"]["length_bands"] = True
+    assert "in length bands (the CPU default since; the same gradient to float rounding) in " \
+        "p20-class-label-seed1; in one padded pass in the cells recorded before." in ab.ablation_section([record])
     png = ab.ablation_figure(record, tmp_path / "f.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     with_majority = ab.ablation_figure(record, tmp_path / "g.png", majority=50.0)

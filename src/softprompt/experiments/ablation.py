@@ -159,6 +159,7 @@ def run_cell(lm: PromptedLM, task: Task, train: Sequence, dev: Sequence, length:
         "length": length, "init": init, "seed": seed, "steps": result.steps,
         "batch_size": resolved.get("train", {}).get("batch_size"),
         "learning_rate": resolved.get("train", {}).get("learning_rate"),
+        "length_bands": bool(resolved.get("train", {}).get("length_bands")),
         "metrics_initial": before.metrics, "primary_initial": before.metrics[task.primary_metric],
         "metrics": after.metrics, "primary": after.metrics[task.primary_metric],
         "train_seconds": round(train_seconds, 1), "eval_seconds": round(before.seconds + after.seconds, 1),
@@ -233,6 +234,18 @@ def ablation_figure(record: dict, out: Path, majority: float | None = None) -> P
     return out
 
 
+def batching_note(record: dict) -> str:
+    """How the record's cells computed a batch: cells recorded before length bands (no key) ran one
+    padded pass, as they did; a mixed grid names the banded cells (the same gradient to float rounding)."""
+    banded = [key for key, cell in record["cells"].items() if cell.get("length_bands")]
+    if not banded:
+        return "Each batch computed in one padded pass."
+    if len(banded) == len(record["cells"]):
+        return "Each batch computed in length bands (the CPU default)."
+    return (f"Batches computed in length bands (the CPU default since; the same gradient to float rounding) in "
+            f"{', '.join(banded)}; in one padded pass in the cells recorded before.")
+
+
 def ablation_section(records: Sequence[dict], figures_rel: str = "figures") -> str:
     """Markdown: per record, the table of mean (min-max over seeds) and its figure."""
     lines = ["## Prompt length and initialisation (the paper's Figure 3)", "",
@@ -250,7 +263,8 @@ def ablation_section(records: Sequence[dict], figures_rel: str = "figures") -> s
         lines += [f"### {meta['task']} / {meta['model']}", "",
                   f"{meta['settings']['steps']} updates per run, {meta['dev_examples']} of {meta['dev_total']} dev "
                   f"examples, seeds {', '.join(str(s) for s in sorted({c['seed'] for c in record['cells'].values()}))}; "
-                  f"{meta['primary_metric']} after training (before), mean over seeds [min-max].", "",
+                  f"{meta['primary_metric']} after training (before), mean over seeds [min-max]. "
+                  f"{batching_note(record)}", "",
                   "| prompt length | " + " | ".join(inits) + " |", "|---|" + "---|" * len(inits)]
         for p in sorted({c["length"] for c in record["cells"].values()}):
             row = []
