@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny import ToyTask, tiny_llama, tiny_t5
 
+from softprompt.core import scoring
 from softprompt.core.batching import length_bands
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
@@ -72,8 +73,9 @@ class LongShortTask(ToyTask):
         return rows
 
 
+@pytest.mark.parametrize("objective", ["lm", "choices"])
 @pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
-def test_a_banded_run_trains_the_prompt_a_padded_run_trains(make, tmp_path, monkeypatch):
+def test_a_banded_run_trains_the_prompt_a_padded_run_trains(make, objective, tmp_path, monkeypatch):
     passes = []
     real_bands = trainer_module.length_bands
 
@@ -83,10 +85,11 @@ def test_a_banded_run_trains_the_prompt_a_padded_run_trains(make, tmp_path, monk
         return bands
 
     monkeypatch.setattr(trainer_module, "length_bands", cheap_passes)
-    padded = _train(make(), tmp_path / "padded", bands=False)
+    monkeypatch.setattr(scoring, "length_bands", cheap_passes)  # the choices objective cuts its own rows
+    padded = _train(make(), tmp_path / "padded", bands=False, objective=objective)
     padded.train()
     assert passes == []  # off: one padded pass per micro-batch
-    banded = _train(make(), tmp_path / "banded", bands=True)
+    banded = _train(make(), tmp_path / "banded", bands=True, objective=objective)
     banded.train()
     assert len(passes) == 6 and max(passes) > 1
     moved = (padded.prompt.weight - banded.prompt.weight.detach()).abs().max().item()
@@ -96,7 +99,7 @@ def test_a_banded_run_trains_the_prompt_a_padded_run_trains(make, tmp_path, monk
                      if r["event"] == "train"] for name in ("padded", "banded")}
     assert losses["banded"] == pytest.approx(losses["padded"], rel=1e-5)
     saved = json.loads((tmp_path / "banded" / "result.json").read_text())["settings"]["train"]
-    assert saved["length_bands"] is True
+    assert saved["length_bands"] is True and saved["objective"] == objective
 
 
 def test_a_banded_run_resumes_bit_exact_and_refuses_another_setting(tmp_path):

@@ -172,6 +172,52 @@ def test_choice_loss_is_the_cross_entropy_of_the_ranked_options():
     assert prompt.grad is not None and prompt.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("in_bands", [False, True])
+def test_one_token_options_are_read_from_one_row_per_example_as_full_rows_score_them(in_bands, monkeypatch):
+    from softprompt.core import scoring
+    from softprompt.core.batching import build_batch, length_bands
+
+    lm = tiny_llama()
+    inputs = ["great fun", "the plot is so " * 12, "dull"]  # one long row: more than one band
+    options = [("positive", "negative"), ("positive", "negative"), ("negative", "positive", "great")]
+    answers = [0, 1, 2]
+    rows = [[lm.encode(text, opt) for opt in opts] for text, opts in zip(inputs, options)]
+    assert all(len(r.target_ids) == 1 for rs in rows for r in rs)
+    cuts = []
+
+    def every_cut(lengths):  # the tiny rows are short: let every cut that saves a token count
+        cuts.append(length_bands(lengths, overhead_tokens=0))
+        return cuts[-1]
+
+    monkeypatch.setattr(scoring, "length_bands", every_cut)
+
+    def loss_and_grad(fn):
+        prompt = SoftPrompt.initialise(lm, PromptConfig(length=3, init="sampled-vocab"), seed=1).weight
+        loss = fn(prompt)
+        loss.backward()
+        return loss.detach(), prompt.grad
+
+    fast, fast_grad = loss_and_grad(lambda w: scoring.choice_loss(lm, rows, answers, w, in_bands=in_bands))
+    if in_bands:  # one row per example (3, not 7 option rows), cut into more than one band
+        assert len(cuts) == 1 and sorted(i for band in cuts[0] for i in band) == [0, 1, 2] and len(cuts[0]) > 1
+    else:
+        assert cuts == []
+
+    def full_rows(w):  # the reference: one full row per option, one padded pass
+        flat = [r for rs in rows for r in rs]
+        scores = scoring.sequence_log_probs(lm, build_batch(lm, flat, w))
+        total, first = 0, 0
+        for rs, answer in zip(rows, answers):
+            own = scores[first:first + len(rs)]
+            total, first = total + torch.logsumexp(own, 0) - own[answer], first + len(rs)
+        return total
+
+    reference, reference_grad = loss_and_grad(full_rows)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_grad, reference_grad, atol=1e-5, rtol=1e-4)
+    assert fast_grad.abs().sum() > 0
+
+
 def test_choices_objective_trains_resumes_bit_exact_and_refuses_tasks_without_options(tmp_path):
     from softprompt.core.scoring import choice_loss
 

@@ -81,7 +81,8 @@ class TrainConfig:
     rounding; None (auto): on for a CPU, where padding costs its full compute, off on CUDA.
     objective: "lm", the paper's text-to-text loss (NLL of the gold target's tokens); "choices",
     for classification tasks, the cross-entropy of the gold option among the example's options
-    scored as evaluation scores them (core.scoring.choice_loss; one row per option).
+    scored as evaluation scores them (core.scoring.choice_loss: one row per example when every
+    option is one token on a decoder-only model, else one row per option).
     """
 
     optimizer: Literal["adafactor", "adam"] = "adafactor"

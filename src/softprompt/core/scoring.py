@@ -18,8 +18,10 @@ from softprompt.core.batching import (
     RowPrompts,
     build_batch,
     encode,
+    length_bands,
     per_row_limits,
     per_row_prompts,
+    row_length,
 )
 
 if TYPE_CHECKING:
@@ -48,11 +50,12 @@ def lm_head(lm: PromptedLM, hidden: Tensor) -> Tensor:
     return logits
 
 
-def target_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
-    """Log-probability of every target token, [n_targets] (differentiable w.r.t. prompts).
+def target_logits(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
+    """Float32 logits at every position that predicts a target token, [n_targets, vocab]
+    (differentiable w.r.t. prompts), in the order of batch.target_rows / target_ids.
 
-    Decoder-only models run the LM head only at the positions that predict a target
-    token: on a 262k vocabulary (Gemma 3) the full-sequence head dominates a step.
+    Decoder-only models run the LM head only at those positions: on a 262k vocabulary
+    (Gemma 3) the full-sequence head dominates a step.
     """
     if lm.is_encoder_decoder:
         out = lm.model(
@@ -62,15 +65,19 @@ def target_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
             decoder_attention_mask=batch.decoder_attention_mask,
             use_cache=False,
         )
-        logits = out.logits[batch.target_rows, batch.target_positions].float()
-    else:
-        hidden = lm.model.base_model(
-            inputs_embeds=batch.inputs_embeds,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            use_cache=False,
-        ).last_hidden_state
-        logits = lm_head(lm, hidden[batch.target_rows, batch.target_positions])
+        return out.logits[batch.target_rows, batch.target_positions].float()
+    hidden = lm.model.base_model(
+        inputs_embeds=batch.inputs_embeds,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+    ).last_hidden_state
+    return lm_head(lm, hidden[batch.target_rows, batch.target_positions])
+
+
+def target_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
+    """Log-probability of every target token, [n_targets] (differentiable w.r.t. prompts)."""
+    logits = target_logits(lm, batch)
     return torch.log_softmax(logits, dim=-1).gather(-1, batch.target_ids[:, None]).squeeze(-1)
 
 
@@ -95,22 +102,41 @@ def sequence_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
     return totals.index_add(0, batch.target_rows, token_lp)
 
 
-def choice_loss(lm: PromptedLM, rows: Sequence[Sequence[EncodedRow]], answers: Sequence[int], prompt: Tensor) -> Tensor:
+def choice_loss(lm: PromptedLM, rows: Sequence[Sequence[EncodedRow]], answers: Sequence[int], prompt: Tensor,
+                in_bands: bool = False) -> Tensor:
     """The rank-classification loss, summed over examples (differentiable w.r.t. the prompt).
 
     rows[i]: example i's input encoded with each of its options as target; answers[i]: the index
     of the gold option. Each option is scored as evaluation ranks it (the summed log-likelihood
     of its tokens), and the loss is the cross-entropy of the gold option among them: it trains
     the choice itself, where the text-to-text loss also rewards likelier wording of the gold
-    continuation (COPA's options are whole clauses). One full row per option."""
-    flat = [r for rs in rows for r in rs]
-    scores = sequence_log_probs(lm, build_batch(lm, flat, prompt))  # [sum of options]
-    total = scores.new_zeros(())
-    start = 0
-    for rs, answer in zip(rows, answers):
-        own = scores[start:start + len(rs)]
+    continuation (COPA's options are whole clauses).
+
+    Decoder-only, every option one token (label words): one row per example, every option read
+    from the distribution at its answer position, as evaluation does; otherwise one full row per
+    option. in_bands: the rows are computed one padded pass per length band (batching.length_bands).
+    """
+    single = not lm.is_encoder_decoder and all(len(r.target_ids) == 1 for rs in rows for r in rs)
+    run = [rs[0] for rs in rows] if single else [r for rs in rows for r in rs]
+    bands = (length_bands([row_length(r, prompt.shape[0]) for r in run]) if in_bands
+             else [list(range(len(run)))])
+    # single: each run row's log-distribution at its answer position, [vocab]; else its option's score
+    out: list[Tensor] = [prompt.new_zeros(())] * len(run)
+    for band in bands:
+        batch = build_batch(lm, [run[i] for i in band], prompt)
+        band_out = (torch.log_softmax(target_logits(lm, batch), dim=-1) if single  # one target per row
+                    else sequence_log_probs(lm, batch))
+        for j, i in enumerate(band):
+            out[i] = band_out[j]
+    total = prompt.new_zeros((), dtype=torch.float32)
+    first = 0  # of example i's option rows in `run` (one full row per option)
+    for i, (rs, answer) in enumerate(zip(rows, answers)):
+        if single:
+            own = out[i][torch.tensor([r.target_ids[0] for r in rs], device=out[i].device)]
+        else:
+            own = torch.stack(out[first:first + len(rs)])
+            first += len(rs)
         total = total + torch.logsumexp(own, 0) - own[answer]
-        start += len(rs)
     return total
 
 

@@ -365,7 +365,7 @@ class Trainer:
             per_option = [[self.lm.encode(ex.input, option, max_input_tokens=cfg.max_input_tokens)
                            for option in ex.choices] for ex in examples]
             answers = [ex.choices.index(ex.target) for ex in examples]
-            total = choice_loss(self.lm, per_option, answers, self.prompt.weight)
+            total = choice_loss(self.lm, per_option, answers, self.prompt.weight, in_bands=bool(cfg.length_bands))
             count = self.group.sum(torch.tensor(float(len(examples)), device=self.lm.device))
             return total / (count * cfg.grad_accum_steps)
         rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos, max_input_tokens=cfg.max_input_tokens)
