@@ -2,12 +2,14 @@
 import functools
 import json
 import time
+from dataclasses import replace
 
 import pytest
 import torch
-from tiny import ToyTask, tiny_llama, tiny_t5
+from tiny import LongShortTask, ToyTask, tiny_llama, tiny_t5
 from typer.testing import CliRunner
 
+from softprompt.core.batching import length_bands
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
@@ -61,6 +63,40 @@ def test_model_tuning_learns_on_a_copy_and_leaves_the_shared_model_alone(make, t
     log = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["event"] == "eval"] == [0, 10, 20, 25]
     assert json.loads((tmp_path / "result.json").read_text())["steps"] == 25
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
+def test_model_tuning_in_length_bands_trains_the_weights_one_padded_pass_trains(make, monkeypatch):
+    from softprompt.experiments import model_tuning
+
+    passes = []
+
+    def every_cut(lengths):  # the tiny rows are short: let every cut that saves a token count
+        passes.append(len(length_bands(lengths, overhead_tokens=0)))
+        return length_bands(lengths, overhead_tokens=0)
+
+    def without_dropout():  # model tuning trains in train mode: T5's dropout would draw differently per band
+        lm = make()
+        for module in lm.model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+            elif isinstance(getattr(module, "dropout", None), float):  # T5's attention keeps a rate
+                module.dropout = 0.0
+        return lm
+
+    monkeypatch.setattr(model_tuning, "length_bands", every_cut)
+    task = LongShortTask()
+    config = ModelTuningConfig(learning_rate=3e-3, batch_size=6, max_steps=4, log_every=1)
+    padded = tune_model(without_dropout(), task, task.load("train"), None, replace(config, length_bands=False), keep_model=True)
+    assert passes == [] and padded.config["length_bands"] is False
+    banded = tune_model(without_dropout(), task, task.load("train"), None, config, keep_model=True)
+    assert banded.config["length_bands"] is True  # the CPU default, recorded resolved
+    assert len(passes) == 4 and max(passes) > 1
+    assert [v for _, v in banded.losses] == pytest.approx([v for _, v in padded.losses], rel=1e-5)
+    for (name, a), b in zip(banded.model.model.named_parameters(), padded.model.model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+    with pytest.raises(ConfigError, match="length_bands"):
+        ModelTuningConfig(length_bands="yes")  # type: ignore[arg-type]
 
 
 def test_model_tuning_sees_the_prompt_tuning_example_order_and_adafactor_works(tmp_path, monkeypatch):
@@ -599,7 +635,7 @@ def test_scale_figure_draws_a_method_recorded_on_one_model_as_a_lone_point():
 
 
 def test_report_commands_reproduce_runs_recorded_under_another_batching_default():
-    from softprompt.experiments.report import reproducing_command
+    from softprompt.experiments.study_sections import reproducing_command
 
     command = "softprompt train --task rte --out runs/rte"
     today = TrainConfig.group_by_length
@@ -619,6 +655,20 @@ def test_report_commands_reproduce_runs_recorded_under_another_batching_default(
     legacy = reproducing_command(record({"train": {"batch_size": 8}}))
     assert legacy == command + (" --random-batches" if today else "") + (" --no-length-bands" if bands else "")
     assert reproducing_command({"method": "design", "command": "x"}) == "x"
+    # model tuning: report-run's record, a model-tune --json record and its transfer record
+    run = "python -m softprompt.cli.experiments report-run --task rte --methods model"
+    tune = "python -m softprompt.cli.experiments model-tune --task rte --steps 30"
+    flag = "" if bands else " --no-length-bands"  # what today's CPU default needs to recompute a banded run
+    assert reproducing_command({"method": "model", "command": run, "length_bands": True}) == \
+        run + flag.replace("length", "model-length")
+    assert reproducing_command({"method": "model", "command": run}) == \
+        run + (" --no-model-length-bands" if bands else "")  # recorded before the setting: one padded pass
+    assert reproducing_command({"command": tune, "config": {"length_bands": True}}) == tune + flag
+    assert reproducing_command({"command": tune, "config": {}}) == tune + (" --no-length-bands" if bands else "")
+    assert reproducing_command({"method": "model tuning", "command": tune + " --transfer-to mrpc",
+                                "budget": {"length_bands": False}}) == \
+        tune + " --transfer-to mrpc" + (" --no-length-bands" if bands else "")
+    assert reproducing_command({"command": tune + " --no-length-bands", "config": {}}) == tune + " --no-length-bands"
 
 
 def test_report_run_shows_the_prompt_design_evaluation_in_a_log(tmp_path, data_dir, capsys):

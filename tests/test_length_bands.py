@@ -1,13 +1,12 @@
 """Length bands: a training micro-batch computed in bands of similar length, one pass each, gives
 the one padded pass's loss and gradient with fewer tokens computed."""
-import dataclasses
 import itertools
 import json
 import random
 
 import pytest
 import torch
-from tiny import ToyTask, tiny_llama, tiny_t5
+from tiny import LongShortTask, ToyTask, tiny_llama, tiny_t5
 
 from softprompt.core import scoring
 from softprompt.core.batching import length_bands
@@ -61,16 +60,6 @@ def _train(lm, run_dir, bands, task=None, steps=6, **cfg):
     config = TrainConfig(batch_size=6, max_steps=steps, eval_every=3, log_every=1, optimizer="adam",
                          learning_rate=0.05, length_bands=bands, **cfg)
     return Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir, show_progress=False)
-
-
-class LongShortTask(ToyTask):
-    """The toy task with a few long inputs, so a random batch is mostly padding."""
-
-    def load(self, split):
-        rows = super().load(split)
-        for i in (1, 6, 9):
-            rows[i] = dataclasses.replace(rows[i], input=" ".join([rows[i].input] * 12))
-        return rows
 
 
 @pytest.mark.parametrize("objective", ["lm", "choices"])

@@ -72,6 +72,9 @@ def model_tune(
     max_train: Optional[int] = typer.Option(None, "--max-train"),
     max_input_tokens: int = typer.Option(256, "--max-input-tokens"),
     seed: int = typer.Option(0, "--seed"),
+    bands: Optional[bool] = typer.Option(None, "--length-bands/--no-length-bands", help="Compute each batch in bands "
+                                         "of rows of similar length (the same loss and gradient as one padded pass; "
+                                         "default: on a CPU, off on CUDA)."),
     device: str = typer.Option("cpu", "--device"),
     transfer_to: Optional[str] = typer.Option(None, "--transfer-to", help="Then score the tuned model zero-shot on this task "
                                               "(domain transfer, e.g. mrpc after qqp); --json writes a transfer record."),
@@ -85,7 +88,7 @@ def model_tune(
 
     config = ModelTuningConfig(optimizer=cast(Any, optimizer), learning_rate=lr, batch_size=batch_size, max_steps=steps,
                                eval_every=eval_every, max_eval_examples=max_eval, max_input_tokens=max_input_tokens,
-                               seed=seed)
+                               seed=seed, length_bands=bands)
     task_obj = _task(task, data_dir)
     train, dev = load_splits(task_obj, "train", "dev", max_train)
     if transfer_to is not None:
@@ -235,6 +238,8 @@ def report_run(
     model_steps: Optional[int] = typer.Option(None, "--model-steps", help="Model-tuning steps (default: the prompt-tuning steps)."),
     model_lr: Optional[float] = typer.Option(None, "--model-lr", help="Model-tuning learning rate (default: the settings' "
                                              "model_learning_rate, 5e-5)."),
+    model_bands: Optional[bool] = typer.Option(None, "--model-length-bands/--no-model-length-bands",
+                                               help="Model tuning in length bands (default: on a CPU, off on CUDA)."),
     max_dev: Optional[int] = typer.Option(None, "--max-dev", help="Evaluate on the first N dev examples (default 300)."),
     settings_file: Optional[Path] = typer.Option(None, "--settings", help="JSON overriding ReportSettings fields."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the settings' model)."),
@@ -256,6 +261,8 @@ def report_run(
         updates["model_steps"] = {**settings.model_steps, **{t: model_steps for t in task}}
     if model_lr is not None:
         updates["model_learning_rate"] = model_lr
+    if model_bands is not None:
+        updates["model_length_bands"] = model_bands
     if max_dev is not None:
         updates["max_dev_per_task"] = {**settings.max_dev_per_task, **{t: max_dev for t in task}}
     if model is not None:

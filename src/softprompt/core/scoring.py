@@ -86,7 +86,7 @@ def loss(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
     return -target_log_probs(lm, batch).mean()
 
 
-def summed_nll_in_bands(lm: PromptedLM, rows: Sequence[EncodedRow], prompt: Tensor,
+def summed_nll_in_bands(lm: PromptedLM, rows: Sequence[EncodedRow], prompt: Tensor | None,
                         bands: Sequence[Sequence[int]]) -> Tensor:
     """The NLL of every row's target tokens, summed (a scalar), computed one padded pass per band of
     rows (row indices; batching.length_bands): with the target-token count, the mean `loss` of one

@@ -15,6 +15,11 @@ fine-tuning of a small decoder-only model (an SST-2 check of 2e-5 / 6e-5 / 2e-4 
 is in reports/results.md: all within noise). `optimizer="adafactor"` gives the paper's optimizer family instead
 (constant lr, no parameter scaling, beta2 decay 0.8, no first moment).
 
+Length bands (`length_bands`, None: the device's default, on for a CPU): each batch is computed in
+bands of rows of similar length, the summed NLL over the batch's target-token count, as prompt
+tuning does: the same loss and gradient (for every weight) to float rounding, less padding computed
+(dropout, which SmolLM2 and Gemma 3 do not use, draws its masks per pass: the same in expectation).
+
 Evaluation: on `dev_examples` every `eval_every` updates and at the last one; the result
 reports the final metrics and the best (by the task's primary metric) with its step.
 """
@@ -24,18 +29,21 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
 import torch
 
+from softprompt.core.batching import EncodedRow, length_bands, row_length
 from softprompt.core.config import ConfigError, TrainConfig
 from softprompt.core.model import PromptedLM
+from softprompt.core.scoring import summed_nll_in_bands
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
+from softprompt.training.defaults import profile_for
 from softprompt.training.sampling import ExampleStream, token_length
 
 
@@ -58,6 +66,7 @@ class ModelTuningConfig:
     log_every: int = 10
     seed: int = 0
     group_by_length: bool = TrainConfig.group_by_length  # as prompt tuning: the same batches
+    length_bands: bool | None = None  # None: the device profile's (training.defaults), as prompt tuning
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "adafactor"):
@@ -68,6 +77,8 @@ class ModelTuningConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+        if self.length_bands not in (None, True, False):
+            raise ConfigError(f"length_bands: must be true, false or None (the device's default), got {self.length_bands!r}")
         for name in ("eval_every", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
@@ -118,6 +129,15 @@ def _optimizer(params, config: ModelTuningConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
+def _batch_loss(lm: PromptedLM, rows: Sequence[EncodedRow], in_bands: bool) -> torch.Tensor:
+    """The mean target-token NLL of a batch: one padded pass, or the summed NLL of its length bands
+    over the batch's target-token count (the same value to float rounding)."""
+    bands = length_bands([row_length(row, 0) for row in rows]) if in_bands else [list(range(len(rows)))]
+    if len(bands) == 1:  # computed as runs before bands were
+        return lm.loss(lm.build_batch(rows, None))
+    return summed_nll_in_bands(lm, rows, None, bands) / sum(len(row.target_ids) for row in rows)
+
+
 def tune_model(
     lm: PromptedLM,
     task: Task,
@@ -136,6 +156,8 @@ def tune_model(
     `softprompt train` shows them; a run takes minutes to hours on a CPU.
     """
     config = config or ModelTuningConfig()
+    if config.length_bands is None:  # recorded resolved, as prompt tuning records its defaults
+        config = replace(config, length_bands=profile_for(lm.device).length_bands)
     dev = list(dev_examples or [])[: config.max_eval_examples]
     add_eos = task.kind == "generation"
     tuned = private_copy(lm)
@@ -194,7 +216,7 @@ def tune_model(
                 rows = [tuned.encode(ex.input, ex.target, add_eos=add_eos, max_input_tokens=config.max_input_tokens)
                         for ex in examples]
                 optimizer.zero_grad(set_to_none=True)
-                loss = tuned.loss(tuned.build_batch(rows, None))
+                loss = _batch_loss(tuned, rows, bool(config.length_bands))
                 loss.backward()
                 value = loss.item()
                 if not math.isfinite(value):

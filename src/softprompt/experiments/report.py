@@ -42,7 +42,7 @@ from softprompt.errors import SoftPromptError
 from softprompt.evaluation.ensemble import evaluate_ensemble
 from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
 from softprompt.experiments.prompt_design import evaluate_prompt_design
-from softprompt.experiments.study_sections import with_batching_flag
+from softprompt.experiments.study_sections import reproducing_command
 from softprompt.fileio import atomic_write
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Task
@@ -69,6 +69,7 @@ class ReportSettings:
     model_optimizer: str = "adamw"
     model_learning_rate: float = 5e-5
     model_steps: dict[str, int] = field(default_factory=dict)  # per task; the task's prompt steps otherwise
+    model_length_bands: bool | None = None  # None: the device's default (ModelTuningConfig.length_bands)
     max_dev: int = 300
     max_dev_per_task: dict[str, int] = field(default_factory=dict)  # overrides max_dev for a task
     max_input_tokens: int = 256
@@ -81,6 +82,9 @@ class ReportSettings:
 
     def __post_init__(self) -> None:
         # checked here, so a settings file or a CLI flag with a bad value fails before any model loads
+        if self.model_length_bands not in (None, True, False):
+            raise SoftPromptError(f"report setting model_length_bands must be true, false or null (the device's "
+                                  f"default), got {self.model_length_bands!r}")
         for name in ("learning_rate", "model_learning_rate"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
@@ -271,7 +275,8 @@ def run_task(
         tuning = ModelTuningConfig(optimizer=cast(Any, settings.model_optimizer),
                                    learning_rate=settings.model_learning_rate,
                                    batch_size=settings.batch_size, max_steps=steps, max_input_tokens=max_tokens,
-                                   eval_batch_size=settings.eval_batch_size, log_every=max(1, steps // 10))
+                                   eval_batch_size=settings.eval_batch_size, log_every=max(1, steps // 10),
+                                   length_bands=settings.model_length_bands)
         tuned = tune_model(frozen, task, train, dev, tuning, run_dir=runs / "model", show_progress=show_progress)
         if tuned.final_metrics is None:
             raise SoftPromptError(f"[{name}] model tuning needs dev examples to report a score")
@@ -280,7 +285,7 @@ def run_task(
                   "primary": tuned.final_metrics[task.primary_metric], "train_seconds": tuned.train_seconds,
                   "eval_seconds": tuned.eval_seconds, "wall_seconds": tuned.seconds, "losses": tuned.losses,
                   "optimizer": settings.model_optimizer, "learning_rate": settings.model_learning_rate,
-                  "trainable_parameters": tuned.trainable_parameters}
+                  "length_bands": tuned.config["length_bands"], "trainable_parameters": tuned.trainable_parameters}
         out["model"] = record
         save_record(results_path, name, "model", record, meta)
     return out
@@ -427,7 +432,7 @@ def build_report(results: dict, data_note: str = "", lr_checks: Sequence[dict] =
             cfg = c["config"]
             lines.append(f"| {cfg['learning_rate']:g} | {cfg['optimizer']} | {cfg['max_steps']} ({cfg['batch_size']}) | "
                          f"{c['dev_examples']} | {_fmt(c['final_metrics'], ('accuracy',))} | {_minutes(c['train_seconds'])} |")
-        lines += [""] + [f"    {c.get('command', '')}" for c in sorted(lr_checks, key=lambda c: c["config"]["learning_rate"])]
+        lines += [""] + [f"    {reproducing_command(c)}" for c in sorted(lr_checks, key=lambda c: c["config"]["learning_rate"])]
         lines += ["", f"The spread is within noise (one standard error is about 2.7 points on 200 examples); the runs "
                   f"above use {settings.get('model_learning_rate', '?'):g}, the middle of the range and the module's default."]
 
@@ -444,7 +449,7 @@ def build_report(results: dict, data_note: str = "", lr_checks: Sequence[dict] =
               "Each run was wrapped in the shared CPU lock: `flock /tmp/softprompt-cpu.lock <command>`.", ""]
     for t in tasks:
         rec = results["tasks"][t]
-        commands = list(dict.fromkeys(r.get("command", "") for r in rec.values() if r.get("command")))
+        commands = list(dict.fromkeys(reproducing_command(r) for r in rec.values() if r.get("command")))
         lines.append(f"### {t}")
         lines.append("")
         for c in commands:
@@ -521,15 +526,6 @@ def summary_rows(results: dict) -> list[dict]:
     return rows
 
 
-def reproducing_command(record: dict) -> str:
-    """A record's command, with the batching flag added where a prompt-tuning run's batching is not
-    today's default (a run recorded under another default reproduces only with the flag)."""
-    train = (record.get("settings") or {}).get("train")
-    if record.get("method") != "defaults" or train is None:
-        return record["command"]
-    return with_batching_flag(record["command"], train)
-
-
 def build_summary(results_by_model: dict[str, dict]) -> str:
     """The report's first part: per model, the baselines against prompt tuning with the
     library's defaults (no flags beyond task and model), each number from a record."""
@@ -546,7 +542,8 @@ def build_summary(results_by_model: dict[str, dict]) -> str:
         "PT batches: 'random' draws them uniformly (the default, the paper's), 'by length' groups rows of "
         "similar length (`--group-by-length`: less padding; the command below adds the flag). Runs recorded "
         "before length bands (the CPU default since: the same gradient, less padding computed) computed each "
-        "batch in one padded pass; their commands add `--no-length-bands`, as they ran.",
+        "batch in one padded pass; their commands add `--no-length-bands` (model tuning: "
+        "`--no-model-length-bands`), as they ran.",
         "",
     ]
     for model, results in results_by_model.items():

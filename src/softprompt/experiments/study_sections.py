@@ -103,7 +103,7 @@ def transfer_section(records: Sequence[dict]) -> str:
                      f"{_metrics(source_dev, names)} | {(r.get('source_dev_metric') or {}).get('examples', '-')} | "
                      f"{step} | {_metrics(r['metrics'], names)} | {r['examples']} | "
                      f"{trained} | `{r['_file']}` |")
-    lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
+    lines += ["", "Commands:", ""] + [f"    {reproducing_command(r)}" for r in ordered]
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +124,7 @@ def model_lr_section(records: Sequence[dict], used: Mapping[tuple[str, str], flo
         score = ", ".join(f"{k} {v:.1f}" for k, v in (r.get("final_metrics") or {}).items()) or "-"
         lines.append(f"| {model} | {r['task']} | {lr:g}{mark} | {r['steps']} ({r['config']['batch_size']}) | {loss} | "
                      f"{score} | {r['dev_examples']} | `{r['_file']}` |")
-    lines += ["", "Commands:", ""] + [f"    {r.get('command', '')}" for r in ordered]
+    lines += ["", "Commands:", ""] + [f"    {reproducing_command(r)}" for r in ordered]
     return "\n".join(lines) + "\n"
 
 
@@ -143,6 +143,33 @@ def with_batching_flag(command: str, train: dict) -> str:
     bands = bool(train.get("length_bands", PRE_SETTING_VALUES["length_bands"]))
     if bands != CPU_PROFILE.length_bands and "-length-bands" not in command:
         command += " --length-bands" if bands else " --no-length-bands"
+    return command
+
+
+def model_tuning_bands(record: dict) -> bool:
+    """Whether a model-tuning record (report-run's `model`, a `model-tune --json` record or its
+    transfer record) computed its batches in length bands; records from before the setting did not."""
+    for where in (record, record.get("config") or {}, record.get("budget") or {}):
+        if "length_bands" in where:
+            return bool(where["length_bands"])
+    return bool(PRE_SETTING_VALUES["length_bands"])
+
+
+def reproducing_command(record: dict) -> str:
+    """A record's command, with the batching flags added where its run computed other than the
+    command does today on a CPU (a run recorded under another default reproduces only with them):
+    with_batching_flag for a prompt-tuning run; --(no-)length-bands for `model-tune`,
+    --(no-)model-length-bands for report-run's model tuning."""
+    command = str(record.get("command", ""))
+    train = (record.get("settings") or {}).get("train")
+    if record.get("method") == "defaults" and train is not None:
+        return with_batching_flag(command, train)
+    tuning_cli = " model-tune " in f" {command} "
+    if (tuning_cli or record.get("method") == "model") and "-length-bands" not in command:
+        bands = model_tuning_bands(record)
+        if bands != CPU_PROFILE.length_bands:
+            flag = "length-bands" if tuning_cli else "model-length-bands"
+            command += f" --{'' if bands else 'no-'}{flag}"
     return command
 
 

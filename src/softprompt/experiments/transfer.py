@@ -200,7 +200,8 @@ def model_tuning_transfer(
     in_domain = {"name": source.primary_metric, "value": tuned.final_metrics[source.primary_metric],
                  "step": tuned.steps, "metrics": tuned.final_metrics, "examples": tuned.dev_examples}
     budget = {"updates": config.max_steps, "batch_size": config.batch_size, "optimizer": config.optimizer,
-              "learning_rate": config.learning_rate, "train_seconds": round(tuned.train_seconds, 1),
+              "learning_rate": config.learning_rate, "length_bands": tuned.config["length_bands"],
+              "train_seconds": round(tuned.train_seconds, 1),
               "trainable_parameters": tuned.trainable_parameters}
     return TransferResult(
         source=source.name, target=target.name, split=split, prefix=used_prefix, metrics=result.metrics,
