@@ -452,8 +452,7 @@ def build_report(results: dict, data_note: str = "", lr_checks: Sequence[dict] =
         commands = list(dict.fromkeys(reproducing_command(r) for r in rec.values() if r.get("command")))
         lines.append(f"### {t}")
         lines.append("")
-        for c in commands:
-            lines.append(f"    {c}")
+        lines += [f"    {command}" for command in commands]
         lines.append("")
         for key in sorted(rec):
             r = rec[key]
