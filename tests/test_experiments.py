@@ -96,7 +96,7 @@ def test_model_tuning_in_length_bands_trains_the_weights_one_padded_pass_trains(
     for (name, a), b in zip(banded.model.model.named_parameters(), padded.model.model.parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
     with pytest.raises(ConfigError, match="length_bands"):
-        ModelTuningConfig(length_bands="yes")  # type: ignore[arg-type]
+        ModelTuningConfig(length_bands=1)  # type: ignore[arg-type]
 
 
 def test_model_tuning_sees_the_prompt_tuning_example_order_and_adafactor_works(tmp_path, monkeypatch):
@@ -362,6 +362,9 @@ def test_report_settings_come_from_the_named_file_only(tmp_path):
         load_report_settings(path)
     path.write_text(json.dumps({"model_steps": {"sst2": 0}}))
     with pytest.raises(SoftPromptError, match=r"model_steps\['sst2'\] must be a positive integer"):
+        load_report_settings(path)
+    path.write_text(json.dumps({"model_length_bands": 1}))
+    with pytest.raises(SoftPromptError, match="model_length_bands must be true, false or null"):
         load_report_settings(path)
     # a stray file in /tmp (the old hidden source of settings) changes nothing
     stray = Path("/tmp/softprompt_hparams.json")

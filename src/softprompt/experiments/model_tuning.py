@@ -77,7 +77,7 @@ class ModelTuningConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
-        if self.length_bands not in (None, True, False):
+        if self.length_bands is not None and not isinstance(self.length_bands, bool):
             raise ConfigError(f"length_bands: must be true, false or None (the device's default), got {self.length_bands!r}")
         for name in ("eval_every", "max_eval_examples"):
             value = getattr(self, name)

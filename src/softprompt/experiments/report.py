@@ -82,7 +82,7 @@ class ReportSettings:
 
     def __post_init__(self) -> None:
         # checked here, so a settings file or a CLI flag with a bad value fails before any model loads
-        if self.model_length_bands not in (None, True, False):
+        if self.model_length_bands is not None and not isinstance(self.model_length_bands, bool):
             raise SoftPromptError(f"report setting model_length_bands must be true, false or null (the device's "
                                   f"default), got {self.model_length_bands!r}")
         for name in ("learning_rate", "model_learning_rate"):
