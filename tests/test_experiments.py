@@ -674,7 +674,7 @@ def test_report_commands_reproduce_runs_recorded_under_another_batching_default(
     assert reproducing_command({"command": tune + " --no-length-bands", "config": {}}) == tune + " --no-length-bands"
 
 
-def test_report_run_shows_the_prompt_design_evaluation_in_a_log(tmp_path, data_dir, capsys):
+def test_report_run_shows_its_evaluations_and_training_in_a_log(tmp_path, data_dir, capsys):
     # a log file (no terminal) gets a plain line; the evaluation of a whole BoolQ dev set takes minutes
     settings = ReportSettings(model="tiny", max_dev=5, eval_batch_size=2)
     task = get_task("cb", data_dir)
@@ -684,3 +684,8 @@ def test_report_run_shows_the_prompt_design_evaluation_in_a_log(tmp_path, data_d
     run_task(tiny_llama(), task, settings, ["design"], tmp_path / "results.json", tmp_path / "runs",
              log=lambda m: None)
     assert "prompt design]" not in capsys.readouterr().err
+    # and the training runs (a `defaults` run takes 20 minutes and more on a CPU)
+    quick = ReportSettings(model="tiny", max_dev=4, eval_batch_size=2, default_steps=2, seeds=1, prompt_length=2)
+    run_task(tiny_llama(), task, quick, ["prompt"], tmp_path / "results.json", tmp_path / "runs",
+             log=lambda m: None, show_progress=True)
+    assert "2/2 steps (100%)" in capsys.readouterr().err

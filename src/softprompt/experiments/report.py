@@ -178,7 +178,7 @@ def run_task(
 ) -> dict:
     """Run the requested methods on one task; each record is saved as soon as it exists
     (`lm` may be None when the only method is 'majority'). show_progress: the progress of
-    model tuning and of the prompt-design evaluation (a bar, or plain lines in a log)."""
+    every training run and evaluation (a bar, or plain lines in a log)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SoftPromptError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
@@ -223,7 +223,7 @@ def run_task(
         start = time.perf_counter()
         result = train_prompt(frozen, task, runs / "defaults", PromptConfig(init=cast(Any, settings.init_for(task))),
                               TrainConfig(max_input_tokens=max_tokens, eval_batch_size=settings.eval_batch_size),
-                              train, dev, show_progress=False)
+                              train, dev, show_progress=show_progress)
         record = defaults_record(result.run_dir, task.primary_metric)
         out["defaults"] = {**common, **record, "wall_seconds": time.perf_counter() - start}
         save_record(results_path, name, "defaults", out["defaults"], meta)
@@ -241,7 +241,7 @@ def run_task(
             soft = SoftPrompt.initialise(frozen, pconfig, task.label_words, seed=seed)
             start = time.perf_counter()
             result = Trainer(frozen, soft, task, train, None, config, runs / f"prompt-seed{seed}",
-                             init_name=init, show_progress=False).train()
+                             init_name=init, show_progress=show_progress).train()
             seconds = time.perf_counter() - start
             losses = [json.loads(ln) for ln in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
             losses = [(r["step"], round(r["loss"], 4)) for r in losses if r.get("event") == "train"]
