@@ -240,10 +240,17 @@ def test_targets_missed_says_what_the_records_show():
     # the four tasks that stay at a baseline
     margins = [_margin(results, m, t) for m in (SMALL, LARGE) for t in ("mrpc", "wic", "copa", "wsc")]
     assert max(margins) == pytest.approx(1.2, abs=0.05) and "no margin above +1.2 on either model" in text
-    # COPA with the choices objective
-    def variant(model: str) -> float:
-        v = json.loads((ROOT / "reports" / "variants" / model / "copa" / "objective-choices" / "result.json").read_text())
+    # the choices objective: COPA on both models, RTE and MRPC on SmolLM2
+    def variant(model: str, task: str = "copa") -> float:
+        v = json.loads((ROOT / "reports" / "variants" / model / task / "objective-choices" / "result.json").read_text())
         return (v.get("final_metrics") or {}).get("accuracy", v["best_metric"])
+
+    for task, sentence in (("rte", "SmolLM2 ends at {v:.1f}, below the defaults' {d:.1f}"),
+                           ("mrpc", "On SmolLM2's MRPC the choices objective ends at {v:.1f} accuracy, below the "
+                                    "defaults' {d:.1f} and the majority class")):
+        v, d = variant(SMALL, task), results[SMALL][task]["defaults"]["metrics"]["accuracy"]
+        assert v < d and sentence.format(v=v, d=d) in text
+    assert variant(SMALL, "mrpc") < results[SMALL]["mrpc"]["majority"]["metrics"]["accuracy"]
     assert variant(LARGE) - results[LARGE]["copa"]["design"]["primary"] == pytest.approx(2.0)
     assert "Gemma 3 ends 2.0 points above its zero-shot design, SmolLM2 unchanged" in text
     assert "objective: lm -> choices" in (ROOT / "reports" / "results.md").read_text()
