@@ -42,9 +42,21 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     results = _results()
     both = [t for t in results[SMALL] if _primary(results, SMALL, t, "model") is not None
             and _primary(results, LARGE, t, "model") is not None]
-    assert both == ["sst2"]
+    assert both == ["sst2", "rte"]
     gap = {m: _primary(results, m, "sst2", "model") - _primary(results, m, "sst2", "defaults") for m in (SMALL, LARGE)}
     sentence = _finding("Scale")
+    assert "On SST-2 and RTE, the tasks with model tuning on both models" in sentence
+    # RTE: the gap narrows with size, from both sides
+    rte = {m: {k: _primary(results, m, "rte", k) for k in ("model", "defaults")} for m in (SMALL, LARGE)}
+    rte_gap = {m: rte[m]["model"] - rte[m]["defaults"] for m in (SMALL, LARGE)}
+    assert rte_gap[SMALL] > rte_gap[LARGE] > 0
+    assert f"on RTE it leads by {rte_gap[SMALL]:.1f} points on SmolLM2 and {rte_gap[LARGE]:.1f} on Gemma 3" in sentence
+    assert rte[LARGE]["defaults"] > rte[SMALL]["defaults"] and rte[LARGE]["model"] < rte[SMALL]["model"]
+    assert f"Gemma 3's prompt ends higher ({rte[LARGE]['defaults']:.1f} against {rte[SMALL]['defaults']:.1f}) and its " \
+        f"model tuning lower ({rte[LARGE]['model']:.1f} against {rte[SMALL]['model']:.1f})" in sentence
+    assert [results[m]["rte"]["model"]["learning_rate"] for m in (SMALL, LARGE)] == \
+        [results[m]["sst2"]["model"]["learning_rate"] for m in (SMALL, LARGE)]  # the SST-2 check's lr
+    assert [results[m]["rte"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
     assert f"model tuning leads prompt tuning by {gap[SMALL]:.1f} points on SmolLM2" in sentence and gap[SMALL] > 0
     assert f"ends {-gap[LARGE]:.1f} below it on Gemma 3" in sentence and gap[LARGE] < 0
     # "within one standard error of the 872-example dev set"
@@ -61,7 +73,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
         best = max(checks, key=lambda lr: checks[lr]["final_metrics"]["accuracy"])
         used = results[model]["sst2"]["model"]["learning_rate"]
         assert used == best and f"{used:g} on {name}".replace("e-0", "e-") in sentence
-    assert "60 updates per lr on 200 dev examples" in sentence
+    assert "60 updates per lr on 200 SST-2 dev examples" in sentence
     # "its check scores lower at every lr above 2e-5 (1e-5 was not tried)"
     large = sorted((json.loads(p.read_text()) for p in (ROOT / "reports" / "model_lr_check").glob(f"{LARGE}-sst2-*.json")),
                    key=lambda c: c["config"]["learning_rate"])
