@@ -263,6 +263,8 @@ def test_targets_missed_says_what_the_records_show():
         v, d = variant(SMALL, task), results[SMALL][task]["defaults"]["metrics"]["accuracy"]
         assert v < d and sentence.format(v=v, d=d) in text
     assert variant(SMALL, "mrpc") < results[SMALL]["mrpc"]["majority"]["metrics"]["accuracy"]
+    v, d = variant(LARGE, "rte"), results[LARGE]["rte"]["defaults"]["primary"]
+    assert v < d and f"and Gemma 3 at {v:.1f}, below its defaults' {d:.1f}" in text
     assert variant(LARGE) - results[LARGE]["copa"]["design"]["primary"] == pytest.approx(2.0)
     assert "Gemma 3 ends 2.0 points above its zero-shot design, SmolLM2 unchanged" in text
     assert "objective: lm -> choices" in (ROOT / "reports" / "results.md").read_text()
