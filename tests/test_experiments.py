@@ -9,7 +9,6 @@ import torch
 from tiny import LongShortTask, ToyTask, tiny_llama, tiny_t5
 from typer.testing import CliRunner
 
-from softprompt.core.batching import length_bands
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import metadata_for, read_prompt, save_prompt
@@ -67,13 +66,15 @@ def test_model_tuning_learns_on_a_copy_and_leaves_the_shared_model_alone(make, t
 
 @pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
 def test_model_tuning_in_length_bands_trains_the_weights_one_padded_pass_trains(make, monkeypatch):
-    from softprompt.experiments import model_tuning
+    from softprompt.core import batching
 
     passes = []
 
+    real_bands = batching.length_bands
+
     def every_cut(lengths):  # the tiny rows are short: let every cut that saves a token count
-        passes.append(len(length_bands(lengths, overhead_tokens=0)))
-        return length_bands(lengths, overhead_tokens=0)
+        passes.append(len(real_bands(lengths, overhead_tokens=0)))
+        return real_bands(lengths, overhead_tokens=0)
 
     def without_dropout():  # model tuning trains in train mode: T5's dropout would draw differently per band
         lm = make()
@@ -84,7 +85,7 @@ def test_model_tuning_in_length_bands_trains_the_weights_one_padded_pass_trains(
                 module.dropout = 0.0
         return lm
 
-    monkeypatch.setattr(model_tuning, "length_bands", every_cut)
+    monkeypatch.setattr(batching, "length_bands", every_cut)
     task = LongShortTask()
     config = ModelTuningConfig(learning_rate=3e-3, batch_size=6, max_steps=4, log_every=1)
     padded = tune_model(without_dropout(), task, task.load("train"), None, replace(config, length_bands=False), keep_model=True)

@@ -8,13 +8,12 @@ import pytest
 import torch
 from tiny import LongShortTask, ToyTask, tiny_llama, tiny_t5
 
-from softprompt.core import scoring
+from softprompt.core import batching
 from softprompt.core.batching import length_bands
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
 from softprompt.errors import SoftPromptError
-from softprompt.training import trainer as trainer_module
 from softprompt.training.defaults import CPU_PROFILE, CUDA_PROFILE
 from softprompt.training.trainer import Trainer
 
@@ -66,15 +65,14 @@ def _train(lm, run_dir, bands, task=None, steps=6, **cfg):
 @pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
 def test_a_banded_run_trains_the_prompt_a_padded_run_trains(make, objective, tmp_path, monkeypatch):
     passes = []
-    real_bands = trainer_module.length_bands
+    real_bands = batching.length_bands
 
     def cheap_passes(lengths):  # the tiny rows are short: let every cut that saves a token count
         bands = real_bands(lengths, overhead_tokens=0)
         passes.append(len(bands))
         return bands
 
-    monkeypatch.setattr(trainer_module, "length_bands", cheap_passes)
-    monkeypatch.setattr(scoring, "length_bands", cheap_passes)  # the choices objective cuts its own rows
+    monkeypatch.setattr(batching, "length_bands", cheap_passes)  # what the trainer and the choices loss cut with
     padded = _train(make(), tmp_path / "padded", bands=False, objective=objective)
     padded.train()
     assert passes == []  # off: one padded pass per micro-batch

@@ -174,7 +174,7 @@ def test_choice_loss_is_the_cross_entropy_of_the_ranked_options():
 
 @pytest.mark.parametrize("in_bands", [False, True])
 def test_one_token_options_are_read_from_one_row_per_example_as_full_rows_score_them(in_bands, monkeypatch):
-    from softprompt.core import scoring
+    from softprompt.core import batching, scoring
     from softprompt.core.batching import build_batch, length_bands
 
     lm = tiny_llama()
@@ -189,7 +189,7 @@ def test_one_token_options_are_read_from_one_row_per_example_as_full_rows_score_
         cuts.append(length_bands(lengths, overhead_tokens=0))
         return cuts[-1]
 
-    monkeypatch.setattr(scoring, "length_bands", every_cut)
+    monkeypatch.setattr(batching, "length_bands", every_cut)
 
     def loss_and_grad(fn):
         prompt = SoftPrompt.initialise(lm, PromptConfig(length=3, init="sampled-vocab"), seed=1).weight

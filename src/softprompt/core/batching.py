@@ -183,6 +183,14 @@ def row_length(row: EncodedRow, prompt_length: int = 0) -> int:
     return len(row.prefix_ids) + prompt_length + len(row.input_ids) + len(row.target_ids)
 
 
+def row_bands(rows: Sequence[EncodedRow], prompt_length: int, in_bands: bool) -> list[list[int]]:
+    """The bands a batch of rows is computed in (row indices): their length bands with the prompt
+    in, or one band of every row."""
+    if not in_bands:
+        return [list(range(len(rows)))]
+    return length_bands([row_length(row, prompt_length) for row in rows])
+
+
 def build_batch(
     lm: PromptedLM,
     rows: Sequence[EncodedRow],

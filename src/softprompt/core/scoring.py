@@ -18,10 +18,9 @@ from softprompt.core.batching import (
     RowPrompts,
     build_batch,
     encode,
-    length_bands,
     per_row_limits,
     per_row_prompts,
-    row_length,
+    row_bands,
 )
 
 if TYPE_CHECKING:
@@ -95,6 +94,16 @@ def summed_nll_in_bands(lm: PromptedLM, rows: Sequence[EncodedRow], prompt: Tens
                         for band in bands]).sum()
 
 
+def mean_nll(lm: PromptedLM, rows: Sequence[EncodedRow], prompt: Tensor | None,
+             bands: Sequence[Sequence[int]]) -> Tensor:
+    """The text-to-text loss of rows (the mean target-token NLL) computed in `bands`: one band is
+    one padded pass (`loss`), more are summed_nll_in_bands over the target-token count, the same
+    value to float rounding."""
+    if len(bands) == 1:  # through the model adapter's own batch and loss, as before bands
+        return lm.loss(lm.build_batch(rows, prompt))
+    return summed_nll_in_bands(lm, rows, prompt, bands) / sum(len(row.target_ids) for row in rows)
+
+
 def sequence_log_probs(lm: PromptedLM, batch: PromptedBatch) -> Tensor:
     """Summed log-probability of each row's target, [batch]."""
     token_lp = target_log_probs(lm, batch)
@@ -118,8 +127,7 @@ def choice_loss(lm: PromptedLM, rows: Sequence[Sequence[EncodedRow]], answers: S
     """
     single = not lm.is_encoder_decoder and all(len(r.target_ids) == 1 for rs in rows for r in rs)
     run = [rs[0] for rs in rows] if single else [r for rs in rows for r in rs]
-    bands = (length_bands([row_length(r, prompt.shape[0]) for r in run]) if in_bands
-             else [list(range(len(run)))])
+    bands = row_bands(run, prompt.shape[0], in_bands)
     # single: each run row's log-distribution at its answer position, [vocab]; else its option's score
     out: list[Tensor] = [prompt.new_zeros(())] * len(run)
     for band in bands:

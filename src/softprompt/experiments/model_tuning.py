@@ -35,10 +35,10 @@ from typing import Literal, Sequence
 
 import torch
 
-from softprompt.core.batching import EncodedRow, length_bands, row_length
+from softprompt.core.batching import row_bands
 from softprompt.core.config import ConfigError, TrainConfig
 from softprompt.core.model import PromptedLM
-from softprompt.core.scoring import summed_nll_in_bands
+from softprompt.core.scoring import mean_nll
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import evaluate
 from softprompt.progress import ProgressReporter
@@ -129,15 +129,6 @@ def _optimizer(params, config: ModelTuningConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def _batch_loss(lm: PromptedLM, rows: Sequence[EncodedRow], in_bands: bool) -> torch.Tensor:
-    """The mean target-token NLL of a batch: one padded pass, or the summed NLL of its length bands
-    over the batch's target-token count (the same value to float rounding)."""
-    bands = length_bands([row_length(row, 0) for row in rows]) if in_bands else [list(range(len(rows)))]
-    if len(bands) == 1:  # computed as runs before bands were
-        return lm.loss(lm.build_batch(rows, None))
-    return summed_nll_in_bands(lm, rows, None, bands) / sum(len(row.target_ids) for row in rows)
-
-
 def tune_model(
     lm: PromptedLM,
     task: Task,
@@ -216,7 +207,7 @@ def tune_model(
                 rows = [tuned.encode(ex.input, ex.target, add_eos=add_eos, max_input_tokens=config.max_input_tokens)
                         for ex in examples]
                 optimizer.zero_grad(set_to_none=True)
-                loss = _batch_loss(tuned, rows, bool(config.length_bands))
+                loss = mean_nll(tuned, rows, None, row_bands(rows, 0, bool(config.length_bands)))
                 loss.backward()
                 value = loss.item()
                 if not math.isfinite(value):

@@ -140,10 +140,15 @@ def with_batching_flag(command: str, train: dict) -> str:
     grouped = bool(train.get("group_by_length", PRE_SETTING_VALUES["group_by_length"]))
     if grouped != TrainConfig.group_by_length and "--random-batches" not in command and "--group-by-length" not in command:
         command += " --group-by-length" if grouped else " --random-batches"
-    bands = bool(train.get("length_bands", PRE_SETTING_VALUES["length_bands"]))
-    if bands != CPU_PROFILE.length_bands and "-length-bands" not in command:
-        command += " --length-bands" if bands else " --no-length-bands"
-    return command
+    return _with_bands_flag(command, bool(train.get("length_bands", PRE_SETTING_VALUES["length_bands"])), "length-bands")
+
+
+def _with_bands_flag(command: str, bands: bool, flag: str) -> str:
+    """`command` with --flag / --no-flag added where the run's length-bands setting is not the CPU
+    default and the command names no length-bands flag yet."""
+    if bands == CPU_PROFILE.length_bands or "-length-bands" in command:
+        return command
+    return f"{command} --{'' if bands else 'no-'}{flag}"
 
 
 def model_tuning_bands(record: dict) -> bool:
@@ -165,11 +170,8 @@ def reproducing_command(record: dict) -> str:
     if record.get("method") == "defaults" and train is not None:
         return with_batching_flag(command, train)
     tuning_cli = " model-tune " in f" {command} "
-    if (tuning_cli or record.get("method") == "model") and "-length-bands" not in command:
-        bands = model_tuning_bands(record)
-        if bands != CPU_PROFILE.length_bands:
-            flag = "length-bands" if tuning_cli else "model-length-bands"
-            command += f" --{'' if bands else 'no-'}{flag}"
+    if tuning_cli or record.get("method") == "model":
+        return _with_bands_flag(command, model_tuning_bands(record), "length-bands" if tuning_cli else "model-length-bands")
     return command
 
 

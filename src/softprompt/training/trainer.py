@@ -30,12 +30,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from softprompt.core.batching import length_bands, row_length
+from softprompt.core.batching import row_bands
 from softprompt.core.config import PRE_SETTING_VALUES, ConfigError, PromptConfig, TrainConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
-from softprompt.core.scoring import choice_loss, summed_nll_in_bands
+from softprompt.core.scoring import choice_loss, mean_nll, summed_nll_in_bands
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import EvalResult
 from softprompt.fileio import atomic_write
@@ -370,13 +370,11 @@ class Trainer:
             return total / (count * cfg.grad_accum_steps)
         rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos, max_input_tokens=cfg.max_input_tokens)
                 for ex in examples]
-        prompt_length = self.prompt.weight.shape[0]
-        bands = (length_bands([row_length(row, prompt_length) for row in rows]) if cfg.length_bands
-                 else [list(range(len(rows)))])
-        if len(bands) == 1 and not self.group.enabled:  # one padded pass, computed as runs before bands were
-            return self.lm.loss(self.lm.build_batch(rows, self.prompt.weight)) / cfg.grad_accum_steps
+        bands = row_bands(rows, self.prompt.weight.shape[0], bool(cfg.length_bands))
+        if not self.group.enabled:  # one band: one padded pass, computed as runs before bands were
+            return mean_nll(self.lm, rows, self.prompt.weight, bands) / cfg.grad_accum_steps
         # the summed NLL over the global target-token count: the mean of one padded pass, however
-        # the rows are cut into bands or shared out over ranks
+        # the rows are cut into bands and shared out over ranks
         nll = summed_nll_in_bands(self.lm, rows, self.prompt.weight, bands)
         tokens = torch.tensor(float(sum(len(row.target_ids) for row in rows)), device=self.lm.device)
         return nll / (self.group.sum(tokens) * cfg.grad_accum_steps)
