@@ -274,6 +274,12 @@ def test_targets_missed_says_what_the_records_show():
     assert best < 90 and f"the best is {best:.1f} (Gemma 3, the defaults)" in text
     grouped = json.loads((ROOT / "reports" / "variants" / LARGE / "sst2" / "group-by-length" / "result.json").read_text())
     assert f"length-grouped batches end at {grouped['final_metrics']['accuracy']:.1f}" in text
+    longer = json.loads((ROOT / "reports" / "variants" / LARGE / "sst2" / "prompt-length-100" / "result.json").read_text())
+    assert longer["settings"]["prompt"]["length"] == 100 and longer["settings"]["train"]["max_steps"] == 300
+    assert longer["final_metrics"]["accuracy"] < best
+    assert f"the paper's 100-token prompt (the defaults otherwise, 300 updates) at " \
+           f"{longer['final_metrics']['accuracy']:.1f}, in {(longer['seconds'] + longer['run']['model_load_seconds']) / 60:.1f} min against the defaults' " \
+           f"{results[LARGE]['sst2']['defaults']['wall_seconds'] / 60:.1f}" in text
     # BoolQ: SmolLM2 only, below the majority class
     assert "boolq" not in results[LARGE] and "Gemma 3 was not run" in text
     boolq = results[SMALL]["boolq"]
