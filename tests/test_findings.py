@@ -42,10 +42,25 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     results = _results()
     both = [t for t in results[SMALL] if _primary(results, SMALL, t, "model") is not None
             and _primary(results, LARGE, t, "model") is not None]
-    assert both == ["sst2", "rte"]
+    assert both == ["sst2", "rte", "copa"]
     gap = {m: _primary(results, m, "sst2", "model") - _primary(results, m, "sst2", "defaults") for m in (SMALL, LARGE)}
     sentence = _finding("Scale")
-    assert "On SST-2 and RTE, the tasks with model tuning on both models" in sentence
+    assert "On SST-2, RTE and COPA, the tasks with model tuning on both models" in sentence
+    # COPA: model tuning no higher than prompt tuning on either model, both at or below the zero-shot design
+    copa = {m: {k: _primary(results, m, "copa", k) for k in ("model", "defaults", "design")} for m in (SMALL, LARGE)}
+    assert all(c["model"] <= c["defaults"] <= c["design"] for c in copa.values())
+    assert "On COPA there is no gap to narrow: model tuning ends no higher than prompt tuning on either model " \
+        f"({copa[SMALL]['model']:.1f} against {copa[SMALL]['defaults']:.1f} on SmolLM2, {copa[LARGE]['model']:.1f} " \
+        f"against {copa[LARGE]['defaults']:.1f} on Gemma 3" in sentence
+    dev = results[SMALL]["copa"]["model"]["dev_examples"]
+    assert dev == results[LARGE]["copa"]["model"]["dev_examples"] == 100 and "100-example dev set is about 5 points" in sentence
+    assert 4.5 < 100 * (0.64 * 0.36 / dev) ** 0.5 < 5.5
+    train = results[SMALL]["copa"]["model"]["train_examples"]
+    losses = [f"{results[m]['copa']['model']['losses'][-1][1]:.2f}" for m in (SMALL, LARGE)]
+    assert train == 400 and f"fits the {train} training examples (last logged loss {losses[0]} and {losses[1]})" in sentence
+    assert [results[m]["copa"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
+    assert [results[m]["copa"]["model"]["learning_rate"] for m in (SMALL, LARGE)] == \
+        [results[m]["sst2"]["model"]["learning_rate"] for m in (SMALL, LARGE)]
     # RTE: the gap narrows with size, from both sides
     rte = {m: {k: _primary(results, m, "rte", k) for k in ("model", "defaults")} for m in (SMALL, LARGE)}
     rte_gap = {m: rte[m]["model"] - rte[m]["defaults"] for m in (SMALL, LARGE)}
