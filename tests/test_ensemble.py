@@ -131,11 +131,18 @@ def test_ensemble_from_prompt_files(tmp_path):
     task = ToyTask()
     paths = []
     for k, p in enumerate(_prompts(lm, (2, 3))):
-        paths.append(str(save_prompt(tmp_path / f"p{k}.safetensors", p, metadata_for(lm, p, task="toy"))))
+        settings = {"max_steps": 30, "step": 10 * (k + 1), "seed": k, "learning_rate": 0.1} if k else {}
+        paths.append(str(save_prompt(tmp_path / f"p{k}.safetensors", p,
+                                     metadata_for(lm, p, task="toy", init="sampled-vocab", train_settings=settings))))
     task.load = lambda split, _load=task.load: _load(split)  # any split name
     res = evaluate_ensemble_files(lm, task, paths, max_examples=6, batch_size=4)
     assert len(res.predictions) == 6
     assert res.names == paths
+    # each prompt's training as its file records it (nothing recorded: None), kept in the JSON record
+    assert res.trained == [
+        {"length": 2, "init": "sampled-vocab", "updates": None, "kept_at_update": None, "seed": None, "learning_rate": None},
+        {"length": 3, "init": "sampled-vocab", "updates": 30, "kept_at_update": 20, "seed": 1, "learning_rate": 0.1}]
+    assert res.to_dict()["trained"] == res.trained
 
 
 def test_generation_examples_are_refused():

@@ -19,6 +19,15 @@ def test_sections_show_the_recorded_numbers(tmp_path):
         "average": {"accuracy": 82.25}, "best": {"accuracy": 84.5}, "ensemble": {"accuracy": 85.0}, "examples": 300,
         "seconds": 12.34, "separate_seconds": 20.0, "prompts": ["a.safetensors", "b.safetensors"],
         "command": "softprompt experiment ensemble a b"}))
+    trained = [{"length": 20, "init": "class-label", "updates": 300, "kept_at_update": 200, "seed": s,
+                "learning_rate": 0.0515} for s in (0, 1)] + [
+               {"length": 5, "init": "random-uniform", "updates": 100, "kept_at_update": 100, "seed": 0,
+                "learning_rate": 0.0515}]
+    (tmp_path / "ens" / "sst2-full.json").write_text(json.dumps({
+        "task": "sst2", "primary_metric": "accuracy", "per_prompt": [{"accuracy": 89.0}, {"accuracy": 90.0}, {"accuracy": 80.0}],
+        "average": {"accuracy": 86.3}, "best": {"accuracy": 90.0}, "ensemble": {"accuracy": 90.5}, "examples": 872,
+        "seconds": 400.0, "separate_seconds": None, "prompts": ["s0", "s1", "r0"], "trained": trained,
+        "command": "softprompt experiment ensemble s0 s1 r0"}))
     (tmp_path / "tr").mkdir()
     (tmp_path / "tr" / "mrpc-qqp.json").write_text(json.dumps({
         "source": "mrpc", "target": "qqp", "primary_metric": "accuracy", "metrics": {"accuracy": 61.0},
@@ -35,7 +44,9 @@ def test_sections_show_the_recorded_numbers(tmp_path):
         "source_dev_metric": {"metrics": {"em": 40.0, "f1": 52.04}, "step": 100, "examples": 250}, "examples": 300,
         "prompt": "s.safetensors", "command": "softprompt experiment transfer s --target bioasq --model smollm2"}))
     ens = ensemble_section(load_json_records(tmp_path / "ens"))
-    assert "| - | sst2 | 2 | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens
+    assert "| - | sst2 | 2 | - | 300 | 80.0, 84.5 | 82.2 | 84.5 | 85.0 | 12.3 | 20.0 |" in ens  # predates `trained`
+    assert ("| - | sst2 | 3 | 20 tokens, class-label, 300 updates, lr 0.0515, seeds 0, 1; 5 tokens, random-uniform, "
+            "100 updates, lr 0.0515, seed 0 | 872 | 89.0, 90.0, 80.0 | 86.3 | 90.0 | 90.5 | 400.0 | - |") in ens
     assert "softprompt experiment ensemble a b" in ens
     tr = transfer_section(load_json_records(tmp_path / "tr"))
     rows = [ln for ln in tr.splitlines() if ln.startswith("| smollm2 | mrpc -> qqp")]

@@ -59,6 +59,13 @@ class PromptMetadata:
             return self.max_input_tokens
         return int(self.train_settings.get("max_input_tokens", 256))
 
+    def training(self) -> dict[str, Any]:
+        """How the prompt was trained, as far as the file records it: length, init, the run's
+        updates, seed and lr, and the update whose prompt was kept (None where not recorded)."""
+        s = self.train_settings
+        return {"length": self.prompt_length, "init": self.init, "updates": s.get("max_steps"),
+                "kept_at_update": s.get("step"), "seed": s.get("seed"), "learning_rate": s.get("learning_rate")}
+
     def to_strings(self) -> dict[str, str]:
         return {
             "format": FORMAT_NAME,

@@ -56,6 +56,8 @@ class EnsembleResult:
     # and the largest score difference between them and the shared pass
     separate_seconds: float | None = None
     separate_max_diff: float | None = None
+    # per prompt, how it was trained (PromptMetadata.training); empty for in-memory prompts
+    trained: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -64,7 +66,7 @@ class EnsembleResult:
             "best": self.best, "best_index": self.best_index, "ensemble": self.ensemble,
             "examples": len(self.predictions), "seconds": round(self.seconds, 3),
             "separate_seconds": None if self.separate_seconds is None else round(self.separate_seconds, 3),
-            "separate_max_diff": self.separate_max_diff,
+            "separate_max_diff": self.separate_max_diff, "trained": self.trained,
         }
 
 
@@ -181,7 +183,9 @@ def evaluate_ensemble_files(
 
     saved = [load_prompt(p, lm) for p in prompt_paths]
     examples = task.load(split)[:max_examples]
-    return evaluate_ensemble(lm, task, examples, [s.tensor for s in saved], batch_size, combine,
-                             names=[str(p) for p in prompt_paths],
-                             max_input_tokens=[s.metadata.input_tokens for s in saved],
-                             compare_separate=compare_separate)
+    result = evaluate_ensemble(lm, task, examples, [s.tensor for s in saved], batch_size, combine,
+                               names=[str(p) for p in prompt_paths],
+                               max_input_tokens=[s.metadata.input_tokens for s in saved],
+                               compare_separate=compare_separate)
+    result.trained = [s.metadata.training() for s in saved]
+    return result

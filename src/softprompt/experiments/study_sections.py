@@ -47,6 +47,23 @@ def _metrics(metrics: dict | None, names: Sequence[str]) -> str:
     return " / ".join(_metric(metrics, name) for name in names)
 
 
+def trained_summary(trained: Sequence[dict] | None) -> str:
+    """The ensemble's prompts as trained ('20 tokens, class-label, 300 updates, lr 0.0515, seeds 0, 1'):
+    one part per distinct setting, in order; '-' for a record that predates `trained`."""
+    if not trained:
+        return "-"
+    groups: dict[tuple, list] = {}
+    for t in trained:
+        groups.setdefault((t.get("length"), t.get("init"), t.get("updates"), t.get("learning_rate")), []).append(t.get("seed"))
+    parts = []
+    for (length, init, updates, lr), seeds in groups.items():
+        lr_text = "" if lr is None else f", lr {lr:g}"
+        seed_text = ", ".join("?" if s is None else str(s) for s in seeds)
+        parts.append(f"{length} tokens, {init}, {updates if updates is not None else '?'} updates{lr_text}, "
+                     f"seed{'s' if len(seeds) > 1 else ''} {seed_text}")
+    return "; ".join(parts)
+
+
 def ensemble_section(records: Sequence[dict]) -> str:
     """Per ensemble record: each prompt's primary metric, their average, the best one, the
     majority-vote ensemble, and the shared pass's time against N separate passes."""
@@ -54,15 +71,17 @@ def ensemble_section(records: Sequence[dict]) -> str:
              "N prompts of one task on the one frozen model, scored in one batched pass (each batch holds every "
              "example once per prompt). Average: the mean of the prompts' scores; best: the best single prompt "
              "(chosen on the same dev examples, so an upper bound); ensemble: majority vote of the prompts' "
-             "answers (ties by summed log-likelihood).", "",
-             "| model | task | prompts | dev examples | each prompt | average | best | ensemble | shared pass (s) | "
+             "answers (ties by summed log-likelihood). Prompts trained: as their files record it ('-': a record "
+             "written before ensembles recorded it; the prompt paths below name the runs).", "",
+             "| model | task | prompts | prompts trained | dev examples | each prompt | average | best | ensemble | shared pass (s) | "
              "N separate passes (s) | record |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         m = r["primary_metric"]
         each = ", ".join(_metric(p, m) for p in r["per_prompt"])
         separate = "-" if r.get("separate_seconds") is None else f"{r['separate_seconds']:.1f}"
-        lines.append(f"| {record_model(r)} | {r['task']} | {len(r['per_prompt'])} | {r['examples']} | {each} | {_metric(r['average'], m)} | "
+        lines.append(f"| {record_model(r)} | {r['task']} | {len(r['per_prompt'])} | {trained_summary(r.get('trained'))} | "
+                     f"{r['examples']} | {each} | {_metric(r['average'], m)} | "
                      f"{_metric(r['best'], m)} | {_metric(r['ensemble'], m)} | {r['seconds']:.1f} | {separate} | "
                      f"`{r['_file']}` |")
     lines += ["", "Prompts and commands:", ""]
