@@ -149,8 +149,10 @@ def test_length_and_init_finding():
     assert (round(model["primary"], 1), model["steps"]) == (69.0, 300)
 
 
-def _ensemble(model: str) -> dict:
-    return json.loads((ROOT / "reports" / "ensembles" / f"{model}-sst2.json").read_text())
+def _ensemble(model: str, suffix: str = "") -> dict:
+    """An SST-2 ensemble record: '' the five 100-update prompts on 200 dev examples, '-full' five
+    defaults runs (seeds 0-4) on the whole dev set."""
+    return json.loads((ROOT / "reports" / "ensembles" / f"{model}-sst2{suffix}.json").read_text())
 
 
 def test_ensemble_finding():
@@ -159,6 +161,10 @@ def test_ensemble_finding():
     assert "on Gemma 3 the majority vote of the five beats both their average and the best single prompt" in sentence
     assert acc[LARGE]["ensemble"] > acc[LARGE]["best"] > acc[LARGE]["average"]
     assert "on SmolLM2 it only equals the average and stays below the best prompt" in sentence
+    full = {k: _ensemble(LARGE, "-full")[k]["accuracy"] for k in ("average", "best", "ensemble")}
+    assert full["ensemble"] > full["best"] > full["average"]
+    assert f"the vote ({full['ensemble']:.1f}) again beats their average ({full['average']:.1f}) and the best of " \
+           f"them ({full['best']:.1f})" in sentence
     assert acc[SMALL]["ensemble"] == pytest.approx(acc[SMALL]["average"]) and acc[SMALL]["ensemble"] < acc[SMALL]["best"]
     for m in (SMALL, LARGE):
         record = _ensemble(m)
@@ -284,9 +290,18 @@ def test_targets_missed_says_what_the_records_show():
     assert "Gemma 3 ends 2.0 points above its zero-shot design, SmolLM2 unchanged" in text
     assert "objective: lm -> choices" in (ROOT / "reports" / "results.md").read_text()
     assert variant(SMALL) == results[SMALL]["copa"]["defaults"]["primary"]
-    # SST-2
+    # SST-2: 90 only by the ensemble of five defaults prompts; no single prompt
     best = max(results[m]["sst2"]["defaults"]["primary"] for m in (SMALL, LARGE))
-    assert best < 90 and f"the best is {best:.1f} (Gemma 3, the defaults)" in text
+    assert best < 90 and f"the best is {best:.1f} (Gemma 3, the defaults) in the results table" in text
+    full = _ensemble(LARGE, "-full")
+    seeds = [p["accuracy"] for p in full["per_prompt"]]
+    assert full["ensemble"]["accuracy"] >= 90 > max(seeds) and full["examples"] == 872
+    assert f"score {full['ensemble']['accuracy']:.1f} on all 872 dev examples" in text
+    assert f"the five seeds end between {min(seeds):.1f} and {max(seeds):.1f}" in text
+    assert [t["seed"] for t in full["trained"]] == [0, 1, 2, 3, 4] and "with seeds 0 to 4" in text
+    defaults = results[LARGE]["sst2"]["defaults"]
+    assert all(t["updates"] == defaults["steps"] == 300 and t["length"] == 20 and t["init"] == "class-label"
+               for t in full["trained"])
     grouped = json.loads((ROOT / "reports" / "variants" / LARGE / "sst2" / "group-by-length" / "result.json").read_text())
     assert f"length-grouped batches end at {grouped['final_metrics']['accuracy']:.1f}" in text
     longer = json.loads((ROOT / "reports" / "variants" / LARGE / "sst2" / "prompt-length-100" / "result.json").read_text())

@@ -129,6 +129,8 @@ def test_study_figures_draw_the_recorded_numbers(tmp_path):
            "model": "smollm2"}
     assert ensemble_rows([ens]) == [{"label": "smollm2 / sst2\n(300 dev examples)", "metric": "accuracy",
                                      "each": [80.0, 84.5], "average": 82.25, "best": 84.5, "ensemble": 85.0}]
+    trained = {**ens, "trained": [{"updates": 300, "seed": 0}, {"updates": 300, "seed": 1}]}  # the prompts' budget
+    assert ensemble_rows([trained])[0]["label"] == "smollm2 / sst2\n(300 dev examples, prompts of 300 updates)"
     prompt = {"source": "squad", "target": "bioasq", "primary_metric": "f1", "metrics": {"em": 20.0, "f1": 31.0},
               "source_dev_metric": {"metrics": {"em": 40.0, "f1": 52.0}}, "model": "smollm2"}
     model = {**prompt, "method": "model tuning", "metrics": {"f1": 35.0}, "source_dev_metric": None}

@@ -35,7 +35,9 @@ def ensemble_rows(records: Sequence[dict]) -> list[dict]:
     rows = []
     for r in records:
         m = r["primary_metric"]
-        rows.append({"label": f"{record_model(r)} / {r['task']}\n({r['examples']} dev examples)", "metric": m,
+        updates = sorted({t.get("updates") for t in r.get("trained") or []} - {None})
+        budget = f", prompts of {'/'.join(map(str, updates))} updates" if updates else ""
+        rows.append({"label": f"{record_model(r)} / {r['task']}\n({r['examples']} dev examples{budget})", "metric": m,
                      "each": [p[m] for p in r["per_prompt"]], "average": r["average"][m], "best": r["best"][m],
                      "ensemble": r["ensemble"][m]})
     return rows
@@ -46,7 +48,7 @@ def ensemble_figure(records: Sequence[dict], out: Path) -> Path:
     the ensemble of all of them, on one metric axis."""
     plt = _pyplot()
     rows = ensemble_rows(records)
-    fig, ax = plt.subplots(figsize=(8.4, 1.1 + 0.9 * len(rows)))
+    fig, ax = plt.subplots(figsize=(8.4, 1.9 + 0.9 * len(rows)))
     for y, row in enumerate(rows):
         ax.scatter(row["each"], [y] * len(row["each"]), color="0.6", s=30, zorder=2,
                    label="each prompt" if y == 0 else None)
@@ -63,7 +65,7 @@ def ensemble_figure(records: Sequence[dict], out: Path) -> Path:
     counts = sorted({len(row["each"]) for row in rows})
     n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     ax.set_title(f"prompt ensembles: {n} prompts on one frozen model, scored in one batched pass", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     try:
         return _save(fig, out)
