@@ -42,10 +42,20 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     results = _results()
     both = [t for t in results[SMALL] if _primary(results, SMALL, t, "model") is not None
             and _primary(results, LARGE, t, "model") is not None]
-    assert both == ["sst2", "rte", "copa"]
+    assert both == ["sst2", "rte", "copa", "wsc"]
     gap = {m: _primary(results, m, "sst2", "model") - _primary(results, m, "sst2", "defaults") for m in (SMALL, LARGE)}
     sentence = _finding("Scale")
-    assert "On SST-2, RTE and COPA, the tasks with model tuning on both models" in sentence
+    assert "On SST-2, RTE, COPA and WSC, the tasks with model tuning on both models" in sentence
+    # WSC: model tuning at the minority class's share on both models, its loss at chance, below the prompts
+    wsc = {m: {k: _primary(results, m, "wsc", k) for k in ("model", "defaults", "majority")} for m in (SMALL, LARGE)}
+    assert all(w["model"] == pytest.approx(100 - w["majority"]) and w["model"] < w["defaults"] for w in wsc.values())
+    wsc_loss = [f"{results[m]['wsc']['model']['losses'][-1][1]:.2f}" for m in (SMALL, LARGE)]
+    assert all(abs(float(v) - 0.693) < 0.05 for v in wsc_loss)
+    assert f"model tuning ends at {wsc[SMALL]['model']:.1f} on both models, the minority class's share of the " \
+        f"{results[SMALL]['wsc']['model']['dev_examples']} dev examples, with its last logged loss ({wsc_loss[0]} and " \
+        f"{wsc_loss[1]}) at chance (ln 2 = 0.69), below the prompts ({wsc[SMALL]['defaults']:.1f} and " \
+        f"{wsc[LARGE]['defaults']:.1f})" in sentence
+    assert [results[m]["wsc"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
     # COPA: model tuning no higher than prompt tuning on either model, both at or below the zero-shot design
     copa = {m: {k: _primary(results, m, "copa", k) for k in ("model", "defaults", "design")} for m in (SMALL, LARGE)}
     assert all(c["model"] <= c["defaults"] <= c["design"] for c in copa.values())
@@ -284,6 +294,9 @@ def test_targets_missed_says_what_the_records_show():
         v, d = variant(SMALL, task), results[SMALL][task]["defaults"]["metrics"]["accuracy"]
         assert v < d and sentence.format(v=v, d=d) in text
     assert variant(SMALL, "mrpc") < results[SMALL]["mrpc"]["majority"]["metrics"]["accuracy"]
+    assert all(_primary(results, m, t, "model") <= _primary(results, m, t, "defaults")
+               for m in (SMALL, LARGE) for t in ("copa", "wsc"))
+    assert "Model tuning, run on COPA and WSC for both models, ends no higher than prompt tuning on either" in text
     v, d = variant(LARGE, "rte"), results[LARGE]["rte"]["defaults"]["primary"]
     assert v < d and f"and Gemma 3 at {v:.1f}, below its defaults' {d:.1f}" in text
     assert variant(LARGE) - results[LARGE]["copa"]["design"]["primary"] == pytest.approx(2.0)
