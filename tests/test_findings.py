@@ -297,6 +297,12 @@ def test_targets_missed_says_what_the_records_show():
     assert all(_primary(results, m, t, "model") <= _primary(results, m, t, "defaults")
                for m in (SMALL, LARGE) for t in ("copa", "wsc"))
     assert "Model tuning, run on COPA and WSC for both models, ends no higher than prompt tuning on either" in text
+    wic = {k: _primary(results, SMALL, "wic", k) for k in ("model", "defaults")}
+    gaps = {(m, t): _primary(results, m, t, "model") - _primary(results, m, t, "defaults")
+            for m in (SMALL, LARGE) for t in results[m] if _primary(results, m, t, "model") is not None}
+    assert max(gaps, key=lambda k: gaps[k]) == (SMALL, "wic") and results[SMALL]["wic"]["model"]["dev_examples"] == 638
+    assert f"model tuning reaches {wic['model']:.1f} on SmolLM2 (all 638 dev examples), " \
+           f"{wic['model'] - wic['defaults']:.1f} points above its prompt ({wic['defaults']:.1f}), the widest gap" in text
     v, d = variant(LARGE, "rte"), results[LARGE]["rte"]["defaults"]["primary"]
     assert v < d and f"and Gemma 3 at {v:.1f}, below its defaults' {d:.1f}" in text
     assert variant(LARGE) - results[LARGE]["copa"]["design"]["primary"] == pytest.approx(2.0)
