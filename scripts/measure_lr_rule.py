@@ -23,8 +23,6 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
-import time
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -33,10 +31,10 @@ import torch
 
 import softprompt as sp
 from softprompt.core.config import PromptConfig, TrainConfig
-from softprompt.core.prompt import SoftPrompt, default_init
+from softprompt.core.prompt import default_init
+from softprompt.experiments.held_out import held_out_run
 from softprompt.fileio import atomic_write
 from softprompt.training.defaults import choose_lr_multiple, comparable_multiples, embedding_std, task_of
-from softprompt.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,31 +43,22 @@ def run(model: str, task_name: str, multiples: list[float], steps: int, held_out
         max_input_tokens: int, save: Callable[[dict], None]) -> list[dict]:
     lm = sp.load_model(model)
     task = sp.get_task(task_name, data_dir=data_dir)
-    rows = task.load("train")
-    train, test = rows[:-held_out], rows[-held_out:]
     std = embedding_std(lm)
+    init = default_init(task.label_words)
     out = []
     for multiple in multiples:
         lr = multiple * std
-        config = TrainConfig(learning_rate=lr, batch_size=8, max_steps=steps, eval_every=steps, log_every=5,
+        config = TrainConfig(learning_rate=lr, batch_size=8, max_steps=steps, log_every=5,
                              max_input_tokens=max_input_tokens, eval_batch_size=32, seed=seed)
-        init = default_init(task.label_words)
-        prompt = SoftPrompt.initialise(lm, PromptConfig(length=20, init=init), task.label_words, seed=seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            Trainer(lm, prompt, task, train, test, config, tmp, init_name=init,
-                    show_progress=False).train()
-            seconds = time.perf_counter() - start
-            log = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-        losses = [r["loss"] for r in log if r["event"] == "train"]
-        evals = [r for r in log if r["event"] == "eval"]
+        run = held_out_run(lm, task, PromptConfig(length=20, init=init), config, held_out)
+        losses = [loss for _, loss in run["losses"]]
         record = {
             "task": task_name, "init": init, "max_input_tokens": max_input_tokens, "held_out": held_out,
             "model": model, "embedding_std": round(std, 5), "multiple": multiple, "seed": seed, "learning_rate": lr,
-            "steps": steps, "held_out_accuracy_before": evals[0]["metrics"]["accuracy"],
-            "held_out_accuracy_after": evals[-1]["metrics"]["accuracy"],
+            "steps": steps, "held_out_accuracy_before": run["held_out_before"],
+            "held_out_accuracy_after": run["held_out_after"],
             "loss_first_5_updates": losses[0], "loss_last_10_updates": statistics.mean(losses[-2:]),
-            "loss_max_block": max(losses), "seconds": round(seconds, 1),
+            "loss_max_block": max(losses), "seconds": run["seconds"],
         }
         print(json.dumps(record), flush=True)
         save(record)

@@ -81,11 +81,26 @@ def test_resume_flag(trained, model_dir, data_dir, monkeypatch, capsys):
     assert json.loads((trained / "result.json").read_text())["steps"] == 4
 
 
+def test_train_with_a_residual_network_and_a_linear_schedule(model_dir, data_dir, monkeypatch, capsys, tmp_path):
+    code, out, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir,
+                         "--out", tmp_path, "-p", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "2",
+                         "--max-train", "16", "--max-eval", "8", "--quiet", "--reparam", "residual",
+                         "--reparam-hidden", "8", "--lr-schedule", "linear")
+    assert code == 0, err
+    train = json.loads((tmp_path / "result.json").read_text())["settings"]["train"]
+    assert (train["reparameterization"], train["reparam_hidden"], train["lr_schedule"]) == ("residual", 8, "linear")
+    table = "".join(out.replace("│", "").split())  # the report's cells, unwrapped
+    assert "lrschedulelinear" in table and "reparameterizationresidual" in table  # the departures from the paper
+    assert torch.load(tmp_path / "checkpoint.pt")["reparameterization"]["down.weight"].shape[0] == 8
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--task", "nosuchtask", "--out", "x"], "unknown task 'nosuchtask'"),
     (["train", "--task", "sst2", "--out", "x", "--data-dir", "/nonexistent"], "/nonexistent"),
     (["train", "--task", "sst2", "--out", "x", "-p", "0"], "length"),
     (["train", "--task", "sst2", "--out", "x", "--init", "zeros"], "init"),
+    (["train", "--task", "sst2", "--out", "x", "--reparam", "mlp"], "reparameterization"),
+    (["train", "--task", "sst2", "--out", "x", "--lr-schedule", "cosine"], "lr_schedule"),
     (["inspect", "/no/such/prompt.safetensors"], "not found"),
     (["eval", "--no-prompt"], "--task"),
 ])

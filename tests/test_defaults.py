@@ -1,5 +1,8 @@
 """Defaults that fit the model and device: the lr rule, the CPU profile, dev subsets, loss warnings."""
+import dataclasses
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
 from softprompt.evaluation.evaluator import evaluate
+from softprompt.tasks.registry import get_task
 from softprompt.training.defaults import (
     CPU_PROFILE,
     LR_PER_EMBEDDING_STD,
@@ -18,7 +22,7 @@ from softprompt.training.defaults import (
     embedding_std,
     resolve_settings,
 )
-from softprompt.training.loss_watch import LossWatch
+from softprompt.training.loss_watch import LossWatch, label_entropy
 from softprompt.training.trainer import Trainer
 
 
@@ -186,6 +190,29 @@ def test_loss_watch_warns_about_a_flat_loss_and_not_about_a_falling_one():
     assert all(falling.observe(s, 1.0 / s) is None for s in range(10, 100, 10))
 
 
+def _logged_blocks(task: str, data_dir) -> tuple[list[tuple[int, float]], float]:
+    """A results-table run's logged loss blocks (SmolLM2, the defaults) and its training labels' entropy."""
+    record = json.loads((Path(__file__).resolve().parents[1] / "reports" / "results" / "smollm2.json").read_text())
+    targets = [ex.target for ex in get_task(task, data_dir=data_dir).load("train")]
+    return [(step, loss) for step, loss in record["tasks"][task]["defaults"]["losses"]], label_entropy(targets)
+
+
+@pytest.mark.parametrize("task,fires_at", [("rte", 300), ("wic", 300), ("mrpc", 300), ("sst2", None), ("cb", None)])
+def test_loss_watch_says_when_a_real_run_learned_only_the_label_prior(task, fires_at, data_dir):
+    blocks, entropy = _logged_blocks(task, data_dir)
+    watch = LossWatch(learning_rate=0.0061, max_steps=300, prior_entropy=entropy)
+    fired = [w for w in (watch.observe(step, loss) for step, loss in blocks) if w is not None]
+    assert [(w.kind, w.step) for w in fired] == ([("label_prior", fires_at)] if fires_at else [])
+    if fired:
+        assert f"entropy of the training labels ({entropy:.3f})" in fired[0].message
+
+
+def test_label_entropy_is_the_loss_of_predicting_the_label_frequencies():
+    assert label_entropy(["a", "b"] * 5) == pytest.approx(math.log(2))
+    assert label_entropy(["a"] * 3) == 0.0
+    assert label_entropy(["a", "a", "a", "b"]) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+
+
 def test_a_flat_run_records_the_warning(tmp_path):
     lm = tiny_llama()
     task = ToyTask()
@@ -216,3 +243,18 @@ def test_the_lr_rule_only_weighs_multiples_measured_on_every_task():
             {"task": "rte", "multiple": 0.05, "held_out_accuracy_after": 60}]
     assert comparable_multiples(runs) == [0.05]
     assert choose_lr_multiple(runs) == 0.05
+
+
+def test_the_trainer_compares_the_loss_with_the_label_entropy_only_where_it_is_comparable(tmp_path):
+    lm, task = tiny_llama(), ToyTask()
+    assert all(len(lm.encode("x", w).target_ids) == 1 for w in task.label_words)  # one token per label
+    prompt = SoftPrompt.initialise(lm, PromptConfig(length=2, init="sampled-vocab"), seed=0)
+    make = lambda rows, **cfg: Trainer(lm, prompt, task, rows, None, TrainConfig(batch_size=4, max_steps=4, eval_every=4,
+                                                                                 learning_rate=0.01, **cfg),
+                                       tmp_path, show_progress=False)
+    rows = task.load("train")
+    assert make(rows).loss_watch.prior_entropy == pytest.approx(math.log(2))  # 6 positive, 6 negative
+    assert make(rows[:9]).loss_watch.prior_entropy == pytest.approx(label_entropy(["positive"] * 6 + ["negative"] * 3))
+    assert make(rows, objective="choices").loss_watch.prior_entropy is None  # another loss
+    two_tokens = [dataclasses.replace(ex, target=ex.target + " " + ex.target) for ex in rows]
+    assert make(two_tokens).loss_watch.prior_entropy is None  # a token mean, not an example's loss

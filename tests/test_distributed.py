@@ -29,19 +29,22 @@ from softprompt.training.trainer import Trainer
 pytestmark = pytest.mark.slow
 WORLD = 2
 KILL_AT = 5  # after the checkpoint at step 4, before the one at step 8
+# a reparameterized prompt (its network's gradients summed too) on a decaying lr
+RESIDUAL = {"reparameterization": "residual", "reparam_hidden": 8, "lr_schedule": "linear"}
 
 
 class Killed(Exception):
     pass
 
 
-def _trainer(run_dir, group, on_step=None, lm=None, objective="lm"):
+def _trainer(run_dir, group, on_step=None, lm=None, objective="lm", **settings):
     lm = lm or tiny_llama()
     task = ToyTask()
     prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
     # batch 5 over 2 ranks: shares of 3 and 2 rows; a dev subset of 5 exercises the final evaluation
     config = TrainConfig(batch_size=5, grad_accum_steps=2, max_steps=10, eval_every=4, log_every=2,
-                         intermediate_eval_examples=5, optimizer="adam", learning_rate=0.05, objective=objective)
+                         intermediate_eval_examples=5, optimizer="adam", learning_rate=0.05, objective=objective,
+                         **settings)
     return Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir,
                    show_progress=False, on_step=on_step, group=group)
 
@@ -109,6 +112,7 @@ def _scenarios(rank: int, port: int, root: str) -> None:
         pass
     _trainer(base / "killed" / f"rank{rank}", group).train(resume=True)
     _trainer(base / "choices" / f"rank{rank}", group, objective="choices").train()
+    _trainer(base / "residual" / f"rank{rank}", group, **RESIDUAL).train()
 
     # evaluation shared out and gathered: the single process's predictions and scores, in order
     lm, task = tiny_llama(), ToyTask()
@@ -189,6 +193,19 @@ def test_two_processes_train_the_choices_objective_as_one(runs, tmp_path):
         assert a.keys() == b.keys()
         if a["event"] == "train":
             assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+
+
+def test_two_processes_train_a_residual_prompt_as_one(runs, tmp_path):
+    single = _trainer(tmp_path, ProcessGroup(), **RESIDUAL).train()
+    two = runs / "residual" / "rank0"
+    _same_prompts(two, single.run_dir)
+    # the network trained, and by the same steps on both: had its gradients not been summed, rank 0's
+    # network would have stepped on its share of each batch alone
+    net_two = torch.load(two / "checkpoint.pt")["reparameterization"]
+    net_one = torch.load(single.run_dir / "checkpoint.pt")["reparameterization"]
+    assert net_one["norm.weight"].abs().max() > 0
+    for name, tensor in net_one.items():
+        assert torch.allclose(net_two[name], tensor, atol=1e-5, rtol=0), name
 
 
 def test_only_rank_0_writes(runs):

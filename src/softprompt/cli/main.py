@@ -59,6 +59,9 @@ def train(
     group_by_length: bool = typer.Option(default_of(TrainConfig, "group_by_length"), "--group-by-length/--random-batches", help="Batches of rows of similar length (fewer tokens computed: benchmarks/padding.md) or uniformly random batches (the default: they scored higher in paired runs, reports/results.md)."),
     bands: Optional[bool] = typer.Option(None, "--length-bands/--no-length-bands", help="Compute each batch in bands of rows of similar length, one pass each (the same loss and gradient as one padded pass, fewer tokens computed; default: on a CPU, off on CUDA; benchmarks/length_bands.md)."),
     objective: str = typer.Option(default_of(TrainConfig, "objective"), "--objective", help="lm: the paper's text-to-text loss on the gold target; choices: cross-entropy of the gold option among the example's options, scored as evaluation scores them (classification tasks; one row per option)."),
+    lr_schedule: str = typer.Option(default_of(TrainConfig, "lr_schedule"), "--lr-schedule", help="constant (the paper's) or linear: the lr falls linearly to 0 over --steps."),
+    reparam: str = typer.Option(default_of(TrainConfig, "reparameterization"), "--reparam", help="none (the paper's: P trains directly) or residual: P trains through a shared bottleneck network with a residual connection (Residual Prompt Tuning), dropped after training; the prompt file is the same kind."),
+    reparam_hidden: int = typer.Option(default_of(TrainConfig, "reparam_hidden"), "--reparam-hidden", help="The residual network's bottleneck width."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: 300 updates of batch 8, p = 20; CUDA: the paper's)."),
@@ -94,7 +97,8 @@ def train(
                             intermediate_eval_examples=eval_subset,
                             max_input_tokens=max_input_tokens, checkpoint_every=checkpoint_every,
                             activation_checkpointing=activation_checkpointing, group_by_length=group_by_length,
-                            length_bands=bands, objective=cast(Any, objective))
+                            length_bands=bands, objective=cast(Any, objective), lr_schedule=cast(Any, lr_schedule),
+                            reparameterization=cast(Any, reparam), reparam_hidden=reparam_hidden)
     options = {"train_file": train_file} if train_file else {}
     task_obj = _task(task, data_dir, strict, format=None if task_format == "auto" else task_format, **options)
     dev = None if dev_split.lower() == "none" else dev_split
@@ -118,6 +122,11 @@ def train(
     distributed.shutdown()
 
 
+# (train setting, label, the paper's value): shown in the report when a run departs from the paper
+_RECIPE_SETTINGS = (("lr_schedule", "lr schedule", "constant"), ("reparameterization", "reparameterization", "none"),
+                    ("optimizer", "optimizer", "adafactor"), ("objective", "objective", "lm"))
+
+
 def _report(lm, task, result, load_seconds: float, n_rows: int) -> None:
     from softprompt.core.prompt_file import read_prompt
     from softprompt.evaluation.neighbours import nearest_tokens
@@ -139,7 +148,9 @@ def _report(lm, task, result, load_seconds: float, n_rows: int) -> None:
     sources = (result.settings or {}).get("sources", {})
     if train:
         table.add_row("settings", f"lr {train['learning_rate']:g} ({sources.get('learning_rate', 'user')}), "
-                      f"batch {train['batch_size']}, prompt length {saved.length}")
+                      f"batch {train['batch_size']}, prompt length {saved.length}"
+                      + "".join(f", {label} {train[key]}" for key, label, paper in _RECIPE_SETTINGS
+                                if train.get(key, paper) != paper))
     table.add_row("training + eval time", f"{result.seconds:.1f} s (model load {load_seconds:.1f} s)")
     table.add_row("prompt", f"{saved.length} x {saved.tensor.shape[1]} = {saved.tensor.numel():,} parameters")
     table.add_row("prompt file", f"{result.prompt_path} ({result.prompt_path.stat().st_size / 1024:.1f} KiB)")

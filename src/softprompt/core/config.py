@@ -9,6 +9,8 @@ from softprompt.errors import SoftPromptError
 
 InitMethod = Literal["random-uniform", "sampled-vocab", "class-label", "text", "file"]
 INIT_METHODS: tuple[str, ...] = ("random-uniform", "sampled-vocab", "class-label", "text", "file")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
+REPARAMETERIZATIONS: tuple[str, ...] = ("none", "residual")
 
 
 class ConfigError(SoftPromptError, ValueError):
@@ -79,6 +81,14 @@ class TrainConfig:
     by length and cut into bands, one pass each, where a cut saves more padding than a pass costs
     (core.batching.length_bands). The loss and gradient are the one padded pass's, to float
     rounding; None (auto): on for a CPU, where padding costs its full compute, off on CUDA.
+    lr_schedule: "constant", the paper's (Adafactor at a constant lr); "linear", the lr falls linearly
+    from learning_rate at the first update to 0 after the last (a function of the update number alone,
+    so a resumed run steps exactly as an uninterrupted one).
+    reparameterization: "none", the paper's (P is trained directly); "residual", P trains through a
+    shared bottleneck network with a residual connection (core.reparameterization, Razdaibiedina et al.
+    2023), dropped after training: the prompt file holds the prompt the model read. reparam_hidden is
+    the network's bottleneck width; reparam_relative_lr the step of its two weight matrices, relative to
+    each matrix's RMS (the prompt and the LayerNorm take learning_rate, as P does).
     objective: "lm", the paper's text-to-text loss (NLL of the gold target's tokens); "choices",
     for classification tasks, the cross-entropy of the gold option among the example's options
     scored as evaluation scores them (core.scoring.choice_loss: one row per example when every
@@ -106,6 +116,10 @@ class TrainConfig:
     group_by_length: bool = False
     length_bands: bool | None = None
     objective: Literal["lm", "choices"] = "lm"
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    reparameterization: Literal["none", "residual"] = "none"
+    reparam_hidden: int = 256
+    reparam_relative_lr: float = 0.01
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,6 +134,13 @@ class TrainConfig:
         _check(isinstance(self.activation_checkpointing, int) and self.activation_checkpointing >= 0,
                "activation_checkpointing", f"must be an integer >= 0, got {self.activation_checkpointing!r}")
         _check(self.objective in ("lm", "choices"), "objective", f"must be lm or choices, got {self.objective!r}")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+               f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        _check(self.reparameterization in REPARAMETERIZATIONS, "reparameterization",
+               f"must be one of {', '.join(REPARAMETERIZATIONS)}, got {self.reparameterization!r}")
+        _check(isinstance(self.reparam_hidden, int) and self.reparam_hidden >= 1, "reparam_hidden",
+               f"must be a positive integer, got {self.reparam_hidden!r}")
+        _check(self.reparam_relative_lr > 0, "reparam_relative_lr", f"must be positive, got {self.reparam_relative_lr!r}")
         _check(isinstance(self.group_by_length, bool), "group_by_length", f"must be true or false, got {self.group_by_length!r}")
         _check(self.length_bands is None or isinstance(self.length_bands, bool), "length_bands",
                f"must be true, false or None (auto), got {self.length_bands!r}")
@@ -144,7 +165,9 @@ class TrainConfig:
 
 # The value a setting had in runs recorded before it existed (their result.json and checkpoints
 # lack it): readers fill it in from here.
-PRE_SETTING_VALUES: dict[str, Any] = {"group_by_length": False, "objective": "lm", "length_bands": False}
+PRE_SETTING_VALUES: dict[str, Any] = {"group_by_length": False, "objective": "lm", "length_bands": False,
+                                      "lr_schedule": "constant", "reparameterization": "none", "reparam_hidden": 256,
+                                      "reparam_relative_lr": 0.01}
 
 
 def as_path(value: str | Path | None) -> Path | None:

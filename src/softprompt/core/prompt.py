@@ -30,13 +30,18 @@ from softprompt.core.model import PromptedLM
 
 class SoftPrompt(nn.Module):
     """P, shape [length, embed]. Kept in float32 whatever the model's dtype, so small
-    updates are not lost to bfloat16 rounding; it is cast when inserted."""
+    updates are not lost to bfloat16 rounding; it is cast when inserted.
 
-    def __init__(self, weight: Tensor):
+    With a reparameterization (core.reparameterization, training only) the prompt the model reads
+    is `forward()`, a function of `weight` and the network's parameters; `materialise()` is that
+    prompt as a plain tensor, what a prompt file holds. Without one both are `weight`."""
+
+    def __init__(self, weight: Tensor, reparameterization: nn.Module | None = None):
         super().__init__()
         if weight.dim() != 2:
             raise ValueError(f"a soft prompt is [length, embed], got shape {tuple(weight.shape)}")
         self.weight = nn.Parameter(weight.detach().clone().float())
+        self.reparameterization = reparameterization
 
     @property
     def length(self) -> int:
@@ -47,7 +52,15 @@ class SoftPrompt(nn.Module):
         return self.weight.shape[1]
 
     def forward(self) -> Tensor:
-        return self.weight
+        """The prompt the model reads, [length, embed], differentiable in every trainable parameter."""
+        if self.reparameterization is None:
+            return self.weight
+        return self.reparameterization(self.weight)
+
+    @torch.no_grad()
+    def materialise(self) -> Tensor:
+        """The prompt the model reads, detached: what is evaluated, saved and served."""
+        return self().detach()
 
     @classmethod
     def initialise(

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence, cast
@@ -39,6 +38,7 @@ from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import load_prompt
 from softprompt.errors import SoftPromptError
+from softprompt.evaluation.baselines import majority_baseline
 from softprompt.evaluation.ensemble import evaluate_ensemble
 from softprompt.experiments.model_tuning import ModelTuningConfig, tune_model
 from softprompt.experiments.prompt_design import evaluate_prompt_design
@@ -201,9 +201,7 @@ def run_task(
     runs = Path(runs_dir) / name
 
     if "majority" in methods and task.label_words:
-        counts = Counter(ex.target for ex in train if ex.target)
-        label = counts.most_common(1)[0][0]
-        metrics = task.compute_metrics([label] * len(dev), dev)
+        label, metrics = majority_baseline(task, train, dev)
         out["majority"] = {**common, "method": "majority", "label": label, "steps": 0, "metrics": metrics,
                            "primary": metrics[task.primary_metric]}
         save_record(results_path, name, "majority", out["majority"], meta)

@@ -39,10 +39,15 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         raise SoftPromptError(f"{run_dir} already holds a run: --resume to continue it, --overwrite to start over")
 
 
-def save_checkpoint(run_dir: Path, prompt: torch.Tensor, optimizer_state: dict, state: TrainState, config: dict) -> Path:
+def save_checkpoint(run_dir: Path, prompt: torch.Tensor, optimizer_state: dict, state: TrainState, config: dict,
+                    reparameterization: dict[str, torch.Tensor] | None = None) -> Path:
+    """`prompt` is P as trained (before a reparameterization, whose parameters are
+    `reparameterization`, a state dict)."""
     path = Path(run_dir) / CHECKPOINT_NAME
     payload = {
         "prompt": prompt.detach().cpu().clone(),
+        "reparameterization": None if reparameterization is None else {
+            name: tensor.detach().cpu().clone() for name, tensor in reparameterization.items()},
         "optimizer": optimizer_state,
         "state": state.__dict__.copy(),
         "config": config,

@@ -10,16 +10,32 @@ symptoms, each warned about once per run:
 * flat: after a third of the run (at least `min_updates_flat` updates) no block has gone more
   than `flat_tolerance` below the first block (and the loss is not diverging): the learning
   rate is too small, or the task's format gives the model no place to answer.
+* label prior: at the last update, with no other warning given, the mean of the second half's
+  blocks is no lower than `1 - prior_tolerance` times the entropy of the training labels (`prior_entropy`, nats; given only
+  where the loss is comparable with it: one target token per label). Predicting the label frequencies
+  and ignoring the input scores that entropy, so such a prompt has learned the labels' balance and
+  nothing about the input (RTE, WiC, MRPC on the shipped models: reports/results.md). Only then and
+  over that span, because a task that learns can sit near the prior for half of a run (CB does).
 """
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Iterable
+
+
+def label_entropy(targets: Iterable[str]) -> float:
+    """The entropy (nats) of the targets' frequencies: the loss of a prediction that ignores the input."""
+    counts = Counter(targets)
+    total = sum(counts.values())
+    return -sum(n / total * math.log(n / total) for n in counts.values())
 
 
 @dataclass
 class LossWarning:
     step: int
-    kind: str  # "diverging" | "flat"
+    kind: str  # "diverging" | "flat" | "label_prior"
     message: str
 
     def to_dict(self) -> dict:
@@ -34,6 +50,8 @@ class LossWatch:
     flat_tolerance: float = 0.02
     window: int = 3
     min_updates_flat: int = 30
+    prior_entropy: float | None = None
+    prior_tolerance: float = 0.05
     blocks: list[float] = field(default_factory=list)
     warned: set[str] = field(default_factory=set)
 
@@ -59,6 +77,15 @@ class LossWatch:
                 f"warning: the training loss has not gone down in {step} updates ({first:.3f} -> {block_loss:.3f}): "
                 f"try a larger learning rate (--lr {self.learning_rate * 3:.3g}, now {self.learning_rate:g}) or "
                 "a task format that ends in an answer cue (--format natural)"))
+        second_half = self.blocks[len(self.blocks) // 2:]
+        if (self.prior_entropy and not self.warned and step >= self.max_steps
+                and sum(second_half) / len(second_half) >= (1 - self.prior_tolerance) * self.prior_entropy):
+            self.warned.add("label_prior")
+            return LossWarning(step, "label_prior", (
+                f"warning: the training loss over the second half of the run ({sum(second_half) / len(second_half):.3f}) "
+                f"is no lower than the entropy of the training labels ({self.prior_entropy:.3f}): the prompt "
+                "predicts how often each label occurs, not which one the input has; at this model size the task "
+                "may need more updates (--steps) or a larger model"))
         return None
 
     def state(self) -> dict:

@@ -35,6 +35,7 @@ from softprompt.core.config import PRE_SETTING_VALUES, ConfigError, PromptConfig
 from softprompt.core.model import PromptedLM
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import PromptMetadata, metadata_for, read_prompt, save_prompt
+from softprompt.core.reparameterization import RELATIVE_PARAMETERS, ResidualReparameterization
 from softprompt.core.scoring import choice_loss, mean_nll, summed_nll_in_bands
 from softprompt.errors import SoftPromptError
 from softprompt.evaluation.evaluator import EvalResult
@@ -44,7 +45,7 @@ from softprompt.tasks.base import Example, Task
 from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from softprompt.training.defaults import resolve_settings
 from softprompt.training.distributed import ProcessGroup, current, evaluate_sharded
-from softprompt.training.loss_watch import LossWatch
+from softprompt.training.loss_watch import LossWatch, label_entropy
 from softprompt.training.sampling import ExampleStream, token_length
 
 PROMPT_NAME = "prompt.safetensors"
@@ -52,9 +53,28 @@ METRICS_NAME = "metrics.jsonl"
 RESULT_NAME = "result.json"
 
 
+def parameter_groups(prompt: SoftPrompt, config: TrainConfig) -> list[dict]:
+    """The prompt's trainable parameters in optimizer groups: P (and a reparameterization's
+    LayerNorm) at learning_rate; a reparameterization's weight matrices at steps relative to their
+    RMS (Adafactor's parameter scaling; for Adam, reparam_relative_lr x the matrix's initial RMS)."""
+    absolute: list[torch.nn.Parameter] = [prompt.weight]
+    relative: list[torch.nn.Parameter] = []
+    if prompt.reparameterization is not None:
+        for name, param in prompt.reparameterization.named_parameters():
+            (relative if name in RELATIVE_PARAMETERS else absolute).append(param)
+    groups: list[dict] = [{"params": absolute}]
+    if config.optimizer == "adafactor":
+        groups += [{"params": relative, "lr": config.reparam_relative_lr, "scale_parameter": True}] if relative else []
+    else:
+        groups += [{"params": [param], "lr": config.reparam_relative_lr * float(param.detach().pow(2).mean().sqrt())}
+                   for param in relative]
+    return groups
+
+
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     """Adafactor as in the paper (constant lr, no parameter scaling, beta2 decay 0.8,
-    no first moment), or Adam."""
+    no first moment), or Adam. `params`: tensors or groups (parameter_groups); a group without
+    its own lr takes learning_rate."""
     if config.learning_rate is None:
         raise ConfigError("learning_rate: None (auto) is resolved by training.defaults.resolve_settings")
     if config.optimizer == "adafactor":
@@ -72,6 +92,14 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
             clip_threshold=1.0,
         )
     return torch.optim.Adam(params, lr=config.learning_rate, betas=config.adam_betas, weight_decay=config.weight_decay)
+
+
+def lr_factor(schedule: str, update: int, max_steps: int) -> float:
+    """The multiple of each group's base lr that update number `update` (1 = the first) takes:
+    a function of the update number alone, so a resumed run steps as an uninterrupted one."""
+    if schedule == "linear":
+        return 1.0 - (update - 1) / max_steps
+    return 1.0
 
 
 @dataclass
@@ -170,14 +198,21 @@ class Trainer:
         self.show_progress = show_progress and self.group.is_main
         self.eval_at_start = eval_at_start
         self.on_step = on_step
+        if config.reparameterization == "residual" and prompt.reparameterization is None:
+            prompt.reparameterization = ResidualReparameterization(prompt.embed_dim, config.reparam_hidden,
+                                                                   seed=config.seed)
         self.prompt.to(lm.device)
-        self.group.broadcast_(self.prompt.weight.data)  # every rank starts from rank 0's prompt
-        self.optimizer = make_optimizer([self.prompt.weight], config)
+        for param in self.prompt.parameters():  # every rank starts from rank 0's prompt
+            self.group.broadcast_(param.data)
+        self.optimizer = make_optimizer(parameter_groups(self.prompt, config), config)
+        for param_group in self.optimizer.param_groups:  # what the lr schedule multiplies
+            param_group.setdefault("base_lr", param_group["lr"])
         self.state = TrainState()
         self.initial_metrics: dict[str, float] | None = None
         self.best_metrics: dict[str, float] | None = None
         self.final_metrics: dict[str, float] | None = None
-        self.loss_watch = LossWatch(config.learning_rate or 0.0, config.max_steps)
+        self.loss_watch = LossWatch(config.learning_rate or 0.0, config.max_steps,
+                                    prior_entropy=self._label_prior_entropy())
         self.warnings: list[str] = []
         self._add_eos = task.kind == "generation"
         if config.objective == "choices":
@@ -185,6 +220,17 @@ class Trainer:
         self._reporter: ProgressReporter | None = None
 
     # ---------------------------------------------------------------- helpers
+    def _label_prior_entropy(self) -> float | None:
+        """The entropy of the training labels where the text-to-text loss is comparable with it (every
+        label one target token, so the mean token NLL is the mean example NLL); else None."""
+        if self.config.objective != "lm" or not self.task.label_words or not self.train_examples:
+            return None
+        targets = [ex.target for ex in self.train_examples]
+        probe = self.train_examples[0].input
+        if any(len(self.lm.encode(probe, label).target_ids) != 1 for label in set(targets)):
+            return None
+        return label_entropy(targets)
+
     def _log(self, record: dict) -> None:
         if not self.group.is_main:
             return
@@ -194,7 +240,7 @@ class Trainer:
     def _metadata(self) -> PromptMetadata:
         return metadata_for(
             self.lm,
-            self.prompt.weight,
+            self.prompt.materialise(),
             init=self.init_name,
             task=self.task.name,
             label_words=list(self.task.label_words) if self.task.label_words else None,
@@ -211,17 +257,21 @@ class Trainer:
     def _save_prompt(self) -> Path:
         if not self.group.is_main:
             return self.run_dir / PROMPT_NAME
-        return save_prompt(self.run_dir / PROMPT_NAME, self.prompt.weight, self._metadata())
+        return save_prompt(self.run_dir / PROMPT_NAME, self.prompt.materialise(), self._metadata())
 
     def _checkpoint(self) -> None:
         if self.group.is_main:
-            save_checkpoint(self.run_dir, self.prompt.weight, self.optimizer.state_dict(), self.state, self.config.to_dict())
+            reparameterization = self.prompt.reparameterization
+            save_checkpoint(self.run_dir, self.prompt.weight, self.optimizer.state_dict(), self.state, self.config.to_dict(),
+                            reparameterization=None if reparameterization is None else reparameterization.state_dict())
 
     def _resume(self) -> None:
         """Rank 0 reads the checkpoint and the log; every rank continues from what it read."""
         restored = self.group.run_on_main(self._read_run)
         with torch.no_grad():
             self.prompt.weight.copy_(restored["prompt"].to(self.prompt.weight.device))
+        if self.prompt.reparameterization is not None:
+            self.prompt.reparameterization.load_state_dict(restored["reparameterization"])
         self.optimizer.load_state_dict(restored["optimizer"])
         self.state = restored["state"]
         self.initial_metrics, self.best_metrics = restored["initial_metrics"], restored["best_metrics"]
@@ -231,8 +281,11 @@ class Trainer:
         payload = load_checkpoint(self.run_dir)
         saved = payload["config"]
         # what decides the data order and the update
-        for key in ("batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate", "group_by_length",
-                    "objective", "length_bands"):
+        keys = ["batch_size", "grad_accum_steps", "seed", "optimizer", "learning_rate", "group_by_length",
+                "objective", "length_bands", "lr_schedule", "reparameterization", "reparam_hidden", "reparam_relative_lr"]
+        if self.config.lr_schedule != "constant":
+            keys.append("max_steps")  # a decaying schedule's slope depends on it
+        for key in keys:
             was = saved.get(key, PRE_SETTING_VALUES.get(key))
             if was != getattr(self.config, key):
                 flag = f" (pass --{'' if was else 'no-'}length-bands)" if key == "length_bands" else ""
@@ -241,6 +294,7 @@ class Trainer:
                     f"{getattr(self.config, key)!r}{flag}")
         state: TrainState = payload["state"]
         restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
+                    "reparameterization": payload.get("reparameterization"),
                     "initial_metrics": None, "best_metrics": None, "loss_watch": self.loss_watch,
                     "warnings": list(self.warnings)}
         # Drop log lines written after the checkpoint: they will be written again.
@@ -277,14 +331,14 @@ class Trainer:
         full_metrics = None
         on_subset = len(self.eval_examples) < len(self.dev_examples)
         if self.state.step == 0 and on_subset:
-            full = self._score(self.prompt.weight.detach(), self.dev_examples, "eval step 0 (whole dev set)")
+            full = self._score(self.prompt.materialise(), self.dev_examples, "eval step 0 (whole dev set)")
             full_metrics = full.metrics
             predictions = [full.predictions[i] for i in self.eval_index]
             result = EvalResult(self.task.compute_metrics(predictions, self.eval_examples), predictions,
                                 seconds=full.seconds)
         else:
             label = f"eval step {self.state.step}" + (f" ({len(self.eval_examples)} dev examples)" if on_subset else "")
-            result = self._score(self.prompt.weight.detach(), self.eval_examples, label)
+            result = self._score(self.prompt.materialise(), self.eval_examples, label)
         metric = result.metrics[self.task.primary_metric]
         improved = self.state.best_metric is None or metric > self.state.best_metric
         if improved:
@@ -361,32 +415,34 @@ class Trainer:
         cross-entropy, summed per rank over the global example count. Either way the parts (and
         their gradients) add up to the single process's."""
         cfg = self.config
+        prompt = self.prompt()  # [length, embed]; through the reparameterization when there is one
         if cfg.objective == "choices":
             per_option = [[self.lm.encode(ex.input, option, max_input_tokens=cfg.max_input_tokens)
                            for option in ex.choices] for ex in examples]
             answers = [ex.choices.index(ex.target) for ex in examples]
-            total = choice_loss(self.lm, per_option, answers, self.prompt.weight, in_bands=bool(cfg.length_bands))
+            total = choice_loss(self.lm, per_option, answers, prompt, in_bands=bool(cfg.length_bands))
             count = self.group.sum(torch.tensor(float(len(examples)), device=self.lm.device))
             return total / (count * cfg.grad_accum_steps)
         rows = [self.lm.encode(ex.input, ex.target, add_eos=self._add_eos, max_input_tokens=cfg.max_input_tokens)
                 for ex in examples]
-        bands = row_bands(rows, self.prompt.weight.shape[0], bool(cfg.length_bands))
+        bands = row_bands(rows, prompt.shape[0], bool(cfg.length_bands))
         if not self.group.enabled:  # one band: one padded pass, computed as runs before bands were
-            return mean_nll(self.lm, rows, self.prompt.weight, bands) / cfg.grad_accum_steps
+            return mean_nll(self.lm, rows, prompt, bands) / cfg.grad_accum_steps
         # the summed NLL over the global target-token count: the mean of one padded pass, however
         # the rows are cut into bands and shared out over ranks
-        nll = summed_nll_in_bands(self.lm, rows, self.prompt.weight, bands)
+        nll = summed_nll_in_bands(self.lm, rows, prompt, bands)
         tokens = torch.tensor(float(sum(len(row.target_ids) for row in rows)), device=self.lm.device)
         return nll / (self.group.sum(tokens) * cfg.grad_accum_steps)
 
     def _sum_over_ranks(self, loss: float) -> float:
-        """Sum the prompt's gradient and the update's loss over ranks (a no-op in one process)."""
+        """Sum the gradient of every trainable parameter (P, and a reparameterization's) and the
+        update's loss over ranks (a no-op in one process)."""
         if not self.group.enabled:
             return loss
-        weight = self.prompt.weight
-        if weight.grad is None:
-            weight.grad = torch.zeros_like(weight)
-        self.group.sum(weight.grad)
+        for param in self.prompt.parameters():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            self.group.sum(param.grad)
         return float(self.group.sum(torch.tensor(loss, dtype=torch.float64, device=self.lm.device)).item())
 
     # ---------------------------------------------------------------- main loop
@@ -429,6 +485,9 @@ class Trainer:
                     raise SoftPromptError(
                         f"loss became {step_loss} at step {self.state.step + 1}: the learning rate "
                         f"{cfg.learning_rate:g} is too large for this model; try --lr {cfg.learning_rate / 3:.3g}")
+                factor = lr_factor(cfg.lr_schedule, self.state.step + 1, cfg.max_steps)
+                for param_group in self.optimizer.param_groups:
+                    param_group["lr"] = param_group["base_lr"] * factor
                 self.optimizer.step()
                 self.state.step += 1
                 running_loss += step_loss
