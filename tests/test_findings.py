@@ -372,3 +372,25 @@ def test_length_bands_paragraph_states_the_own_task_pair():
     assert f"dev accuracy ended at {new['accuracy']:.1f} against {old['accuracy']:.1f} (one of 56 examples)" in text
     assert abs(new["accuracy"] - old["accuracy"]) == pytest.approx(100 / 56)
     assert f"macro-F1 at {new['macro_f1']:.1f} against {old['macro_f1']:.1f}" in text
+
+
+def _recipes() -> dict[tuple[str, str, int], dict]:
+    runs = json.loads((ROOT / "reports" / "recipe.json").read_text())["runs"]
+    return {(r["model"], r["recipe"], r["steps"]): r for r in runs if r["task"] == "rte" and r["held_out"] == 300}
+
+
+def test_rte_recipe_sentence_says_what_the_held_out_record_shows():
+    runs, text = _recipes(), _targets()
+    after = {key: r["held_out_after"] for key, r in runs.items()}
+    small = {recipe: after[(SMALL, recipe, 300)] for recipe in ("defaults", "adam", "linear-decay", "residual")}
+    large = {recipe: after[(LARGE, recipe, 300)] for recipe in ("defaults", "residual")}
+    majority = {r["held_out_majority"] for r in runs.values()}
+    assert len(majority) == 1  # the same 300 rows for every run
+    # one standard error of an accuracy near the defaults' on 300 rows
+    se = 100 * (small["defaults"] / 100 * (1 - small["defaults"] / 100) / 300) ** 0.5
+    assert all(v - small["defaults"] < se for v in small.values()) and large["residual"] < large["defaults"]
+    assert f"on SmolLM2 Adam ends at {small['adam']:.1f}, a linear lr decay at {small['linear-decay']:.1f} and the " \
+           f"residual reparameterization (`--reparam residual`) at {small['residual']:.1f} against the defaults' " \
+           f"{small['defaults']:.1f} (majority class {majority.pop():.1f}; one standard error on 300 rows is about " \
+           f"{se:.1f} points); on Gemma 3 the residual network ends at {large['residual']:.1f} against the " \
+           f"defaults' {large['defaults']:.1f}" in text
