@@ -39,6 +39,23 @@ def test_prompt_tuning_a_few_steps_on_real_sst2(smollm2, data_dir, tmp_path):
     assert saved.metadata.label_words == ["negative", "positive"]
 
 
+def test_a_residual_prompt_on_real_sst2_is_served_as_the_prompt_it_trained(smollm2, data_dir, tmp_path):
+    task = sp.get_task("sst2", data_dir)
+    train, dev = task.load("train")[:32], task.load("dev")[:16]
+    prompt = SoftPrompt.initialise(smollm2, sp.PromptConfig(length=8, init="class-label"), task.label_words)
+    config = sp.TrainConfig(batch_size=4, max_steps=4, eval_every=4, learning_rate=0.01, max_input_tokens=64,
+                            reparameterization="residual", lr_schedule="linear")
+    result = Trainer(smollm2, prompt, task, train, [], config, tmp_path, show_progress=False).train()
+    saved = sp.load_prompt(result.prompt_path, smollm2).tensor
+    # the file holds the prompt the model read (P through the network), not the raw P
+    assert torch.equal(saved, prompt.materialise()) and not torch.equal(saved, prompt.weight.detach())
+    assert prompt.reparameterization.norm.weight.abs().max() > 0
+    # scored without the network, it gives the network's scores
+    with torch.no_grad():
+        direct = evaluate(smollm2, task, dev, prompt(), max_input_tokens=64)
+    assert evaluate(smollm2, task, dev, saved, max_input_tokens=64).scores == direct.scores
+
+
 def test_class_label_rows_are_nearest_to_their_label_words(smollm2):
     prompt = sp.SoftPrompt.initialise(smollm2, sp.PromptConfig(length=4, init="class-label"), ("negative", "positive"))
     neighbours = nearest_tokens(smollm2, prompt.weight.detach(), k=1)
