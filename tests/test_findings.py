@@ -42,10 +42,10 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     results = _results()
     both = [t for t in results[SMALL] if _primary(results, SMALL, t, "model") is not None
             and _primary(results, LARGE, t, "model") is not None]
-    assert both == ["sst2", "rte", "copa", "wsc"]
+    assert both == ["sst2", "rte", "copa", "wsc", "wic", "mrpc"]
     gap = {m: _primary(results, m, "sst2", "model") - _primary(results, m, "sst2", "defaults") for m in (SMALL, LARGE)}
     sentence = _finding("Scale")
-    assert "On SST-2, RTE, COPA and WSC, the tasks with model tuning on both models" in sentence
+    assert "On SST-2, RTE, COPA, WSC, WiC and MRPC, the tasks with model tuning on both models" in sentence
     # WSC: model tuning at the minority class's share on both models, its loss at chance, below the prompts
     wsc = {m: {k: _primary(results, m, "wsc", k) for k in ("model", "defaults", "majority")} for m in (SMALL, LARGE)}
     assert all(w["model"] == pytest.approx(100 - w["majority"]) and w["model"] < w["defaults"] for w in wsc.values())
@@ -82,6 +82,47 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert [results[m]["rte"]["model"]["learning_rate"] for m in (SMALL, LARGE)] == \
         [results[m]["sst2"]["model"]["learning_rate"] for m in (SMALL, LARGE)]  # the SST-2 check's lr
     assert [results[m]["rte"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
+    # WiC: the gap narrows with size, every dev example scored
+    wic = {m: {k: _primary(results, m, "wic", k) for k in ("model", "defaults")} for m in (SMALL, LARGE)}
+    wic_gap = {m: wic[m]["model"] - wic[m]["defaults"] for m in (SMALL, LARGE)}
+    assert wic_gap[SMALL] > wic_gap[LARGE] > 0
+    assert f"On WiC it narrows too: model tuning leads by {wic_gap[SMALL]:.1f} points on SmolLM2 and " \
+        f"{wic_gap[LARGE]:.1f} on Gemma 3 ({wic[SMALL]['model']:.1f} and {wic[LARGE]['model']:.1f} against prompts at " \
+        f"{wic[SMALL]['defaults']:.1f} and {wic[LARGE]['defaults']:.1f}, all 638 dev examples)" in sentence
+    for m in (SMALL, LARGE):
+        record = results[m]["wic"]["model"]
+        assert record["dev_examples"] == record["dev_total"] == 638 and record["steps"] == 300
+        assert record["learning_rate"] == results[m]["sst2"]["model"]["learning_rate"]
+    # MRPC: below the prompt and the majority class on SmolLM2, within a standard error above it on Gemma 3
+    mrpc = {m: {k: results[m]["mrpc"][k]["metrics"]["accuracy"] for k in ("model", "defaults", "majority")}
+            for m in (SMALL, LARGE)}
+    assert mrpc[SMALL]["model"] < mrpc[SMALL]["majority"] < mrpc[SMALL]["defaults"]
+    assert mrpc[LARGE]["defaults"] == mrpc[LARGE]["majority"] < mrpc[LARGE]["model"]
+    lead = mrpc[LARGE]["model"] - mrpc[LARGE]["defaults"]
+    dev = results[LARGE]["mrpc"]["model"]["dev_examples"]
+    p = mrpc[LARGE]["majority"] / 100
+    standard_error = 100 * (p * (1 - p) / dev) ** 0.5
+    assert dev == results[SMALL]["mrpc"]["model"]["dev_examples"] == 408 and lead < standard_error
+    assert f"On MRPC model tuning ends below its prompt on SmolLM2 ({mrpc[SMALL]['model']:.1f} against " \
+        f"{mrpc[SMALL]['defaults']:.1f} accuracy, and below the majority class's {mrpc[SMALL]['majority']:.1f}) and " \
+        f"{lead:.1f} above it on Gemma 3 ({mrpc[LARGE]['model']:.1f} against {mrpc[LARGE]['defaults']:.1f}, the " \
+        f"majority class), within one standard error of the 408-example dev set (about {standard_error:.1f} points)" in sentence
+    assert f"on MRPC they end below the majority class on SmolLM2 ({mrpc[SMALL]['model']:.1f} accuracy) and " \
+        f"{lead:.1f} above it on Gemma 3 ({mrpc[LARGE]['model']:.1f})" in _targets()
+    assert [results[m]["mrpc"]["model"]["learning_rate"] for m in (SMALL, LARGE)] == \
+        [results[m]["sst2"]["model"]["learning_rate"] for m in (SMALL, LARGE)]
+    # CB: model tuning on SmolLM2 only, the widest gap, its training examples fitted
+    cb = results[SMALL]["cb"]["model"]
+    assert "model" not in results[LARGE]["cb"] and "Gemma 3's was not run" in sentence
+    cb_gap = cb["primary"] - _primary(results, SMALL, "cb", "defaults")
+    gaps = [_primary(results, m, t, "model") - _primary(results, m, t, "defaults")
+            for m in (SMALL, LARGE) for t in results[m] if _primary(results, m, t, "model") is not None]
+    assert cb_gap == max(gaps) and cb["primary"] == pytest.approx(sum(cb["metrics"][k] for k in ("accuracy", "macro_f1")) / 2)
+    assert cb["dev_examples"] == 56 and cb["train_examples"] == 250 and cb["losses"][-1][1] < 1e-5
+    assert f"CB has model tuning on SmolLM2 only: {cb['primary']:.1f} (the mean of accuracy and macro-F1 on the 56 " \
+        f"dev examples) against its prompt's {_primary(results, SMALL, 'cb', 'defaults'):.1f}, the widest gap in the " \
+        f"table, with the 250 training examples fitted (last logged loss below 1e-5)" in sentence
+    assert f"(only CB's, +{cb_gap:.1f} on SmolLM2, is wider)" in _targets()
     assert f"model tuning leads prompt tuning by {gap[SMALL]:.1f} points on SmolLM2" in sentence and gap[SMALL] > 0
     assert f"ends {-gap[LARGE]:.1f} below it on Gemma 3" in sentence and gap[LARGE] < 0
     # "within one standard error of the 872-example dev set"
@@ -300,9 +341,14 @@ def test_targets_missed_says_what_the_records_show():
     wic = {k: _primary(results, SMALL, "wic", k) for k in ("model", "defaults")}
     gaps = {(m, t): _primary(results, m, t, "model") - _primary(results, m, t, "defaults")
             for m in (SMALL, LARGE) for t in results[m] if _primary(results, m, t, "model") is not None}
-    assert max(gaps, key=lambda k: gaps[k]) == (SMALL, "wic") and results[SMALL]["wic"]["model"]["dev_examples"] == 638
+    baseline_tasks = {(m, t): g for (m, t), g in gaps.items() if t in ("mrpc", "wic", "copa", "wsc")}
+    assert sorted(baseline_tasks, key=lambda k: -baseline_tasks[k])[:2] == [(SMALL, "wic"), (LARGE, "wic")]
+    assert max(gaps, key=lambda k: gaps[k]) == (SMALL, "cb")
+    wic_large = {k: _primary(results, LARGE, "wic", k) for k in ("model", "defaults")}
     assert f"model tuning reaches {wic['model']:.1f} on SmolLM2 (all 638 dev examples), " \
-           f"{wic['model'] - wic['defaults']:.1f} points above its prompt ({wic['defaults']:.1f}), the widest gap" in text
+           f"{wic['model'] - wic['defaults']:.1f} points above its prompt ({wic['defaults']:.1f}), and " \
+           f"{wic_large['model']:.1f} on Gemma 3, {wic_large['model'] - wic_large['defaults']:.1f} above its prompt " \
+           f"({wic_large['defaults']:.1f}): the widest gaps between the two methods on these four tasks" in text
     v, d = variant(LARGE, "rte"), results[LARGE]["rte"]["defaults"]["primary"]
     assert v < d and f"and Gemma 3 at {v:.1f}, below its defaults' {d:.1f}" in text
     assert variant(LARGE) - results[LARGE]["copa"]["design"]["primary"] == pytest.approx(2.0)
