@@ -20,6 +20,18 @@ def _primary(results: dict, model: str, task: str, method: str) -> float | None:
     return None if record is None else record["primary"]
 
 
+def _standard_error(accuracy: float, examples: int) -> float:
+    """Of an accuracy in points measured on `examples` rows: 100 sqrt(p (1 - p) / n)."""
+    p = accuracy / 100
+    return 100 * (p * (1 - p) / examples) ** 0.5
+
+
+def _gaps(results: dict) -> dict[tuple[str, str], float]:
+    """(model, task) -> model tuning minus prompt tuning, where both are recorded."""
+    return {(m, t): _primary(results, m, t, "model") - _primary(results, m, t, "defaults")
+            for m in (SMALL, LARGE) for t in results[m] if _primary(results, m, t, "model") is not None}
+
+
 def _finding(name: str) -> str:
     start = README.index(f"- *{name}*")
     end = README.find("\n- *", start + 1)
@@ -64,7 +76,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
         f"against {copa[LARGE]['defaults']:.1f} on Gemma 3" in sentence
     dev = results[SMALL]["copa"]["model"]["dev_examples"]
     assert dev == results[LARGE]["copa"]["model"]["dev_examples"] == 100 and "100-example dev set is about 5 points" in sentence
-    assert 4.5 < 100 * (0.64 * 0.36 / dev) ** 0.5 < 5.5
+    assert 4.5 < _standard_error(64.0, dev) < 5.5
     train = results[SMALL]["copa"]["model"]["train_examples"]
     losses = [f"{results[m]['copa']['model']['losses'][-1][1]:.2f}" for m in (SMALL, LARGE)]
     assert train == 400 and f"fits the {train} training examples (last logged loss {losses[0]} and {losses[1]})" in sentence
@@ -100,8 +112,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert mrpc[LARGE]["defaults"] == mrpc[LARGE]["majority"] < mrpc[LARGE]["model"]
     lead = mrpc[LARGE]["model"] - mrpc[LARGE]["defaults"]
     dev = results[LARGE]["mrpc"]["model"]["dev_examples"]
-    p = mrpc[LARGE]["majority"] / 100
-    standard_error = 100 * (p * (1 - p) / dev) ** 0.5
+    standard_error = _standard_error(mrpc[LARGE]["majority"], dev)
     assert dev == results[SMALL]["mrpc"]["model"]["dev_examples"] == 408 and lead < standard_error
     assert f"On MRPC model tuning ends below its prompt on SmolLM2 ({mrpc[SMALL]['model']:.1f} against " \
         f"{mrpc[SMALL]['defaults']:.1f} accuracy, and below the majority class's {mrpc[SMALL]['majority']:.1f}) and " \
@@ -115,9 +126,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     cb = results[SMALL]["cb"]["model"]
     assert "model" not in results[LARGE]["cb"] and "Gemma 3's was not run" in sentence
     cb_gap = cb["primary"] - _primary(results, SMALL, "cb", "defaults")
-    gaps = [_primary(results, m, t, "model") - _primary(results, m, t, "defaults")
-            for m in (SMALL, LARGE) for t in results[m] if _primary(results, m, t, "model") is not None]
-    assert cb_gap == max(gaps) and cb["primary"] == pytest.approx(sum(cb["metrics"][k] for k in ("accuracy", "macro_f1")) / 2)
+    assert cb_gap == max(_gaps(results).values()) and cb["primary"] == pytest.approx(sum(cb["metrics"][k] for k in ("accuracy", "macro_f1")) / 2)
     assert cb["dev_examples"] == 56 and cb["train_examples"] == 250 and cb["losses"][-1][1] < 1e-5
     assert f"CB has model tuning on SmolLM2 only: {cb['primary']:.1f} (the mean of accuracy and macro-F1 on the 56 " \
         f"dev examples) against its prompt's {_primary(results, SMALL, 'cb', 'defaults'):.1f}, the widest gap in the " \
@@ -127,8 +136,8 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert f"ends {-gap[LARGE]:.1f} below it on Gemma 3" in sentence and gap[LARGE] < 0
     # "within one standard error of the 872-example dev set"
     dev = results[LARGE]["sst2"]["model"]["dev_examples"]
-    p = results[LARGE]["sst2"]["model"]["primary"] / 100
-    assert dev == 872 and "872-example dev set" in sentence and -gap[LARGE] < 100 * (p * (1 - p) / dev) ** 0.5
+    assert dev == 872 and "872-example dev set" in sentence and \
+        -gap[LARGE] < _standard_error(results[LARGE]["sst2"]["model"]["primary"], dev)
     assert "(300 updates" in sentence
     assert [results[m]["sst2"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
     # each model's run uses the lr its 60-update check scored highest, and the sentence names both
@@ -339,8 +348,7 @@ def test_targets_missed_says_what_the_records_show():
                for m in (SMALL, LARGE) for t in ("copa", "wsc"))
     assert "Model tuning, run on COPA and WSC for both models, ends no higher than prompt tuning on either" in text
     wic = {k: _primary(results, SMALL, "wic", k) for k in ("model", "defaults")}
-    gaps = {(m, t): _primary(results, m, t, "model") - _primary(results, m, t, "defaults")
-            for m in (SMALL, LARGE) for t in results[m] if _primary(results, m, t, "model") is not None}
+    gaps = _gaps(results)
     baseline_tasks = {(m, t): g for (m, t), g in gaps.items() if t in ("mrpc", "wic", "copa", "wsc")}
     assert sorted(baseline_tasks, key=lambda k: -baseline_tasks[k])[:2] == [(SMALL, "wic"), (LARGE, "wic")]
     assert max(gaps, key=lambda k: gaps[k]) == (SMALL, "cb")
@@ -433,7 +441,7 @@ def test_rte_recipe_sentence_says_what_the_held_out_record_shows():
     majority = {r["held_out_majority"] for r in runs.values()}
     assert len(majority) == 1  # the same 300 rows for every run
     # one standard error of an accuracy near the defaults' on 300 rows
-    se = 100 * (small["defaults"] / 100 * (1 - small["defaults"] / 100) / 300) ** 0.5
+    se = _standard_error(small["defaults"], 300)
     assert all(v - small["defaults"] < se for v in small.values()) and large["residual"] < large["defaults"]
     assert f"on SmolLM2 Adam ends at {small['adam']:.1f}, a linear lr decay at {small['linear-decay']:.1f} and the " \
            f"residual reparameterization (`--reparam residual`) at {small['residual']:.1f} against the defaults' " \
