@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 from datetime import date
@@ -27,6 +26,7 @@ import softprompt as sp
 from softprompt.core.config import PromptConfig, TrainConfig
 from softprompt.experiments.held_out import held_out_run
 from softprompt.fileio import atomic_write
+from softprompt.tasks.metrics import accuracy_standard_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,12 +42,6 @@ __doc__ += "".join(f"\n    {name:<16}{fields or 'the library defaults'}" for nam
 
 def key(r: dict) -> tuple:
     return (r["task"], r["model"], r["recipe"], r["seed"], r["steps"])
-
-
-def standard_error(accuracy: float, rows: int) -> float:
-    """Of an accuracy (in points) measured on `rows` examples."""
-    p = accuracy / 100
-    return 100 * math.sqrt(p * (1 - p) / rows)
 
 
 def _number(value: float | None) -> str:
@@ -87,7 +81,7 @@ def write_table(records: list[dict], meta: dict, path: Path) -> None:
         if r["recipe"] != "defaults" and base is not None:
             lines.append(f"| {r['task']} | {r['model']} | {r['steps']} | {r['seed']} | {r['recipe']} | "
                          f"{r['held_out_after']:.1f} | {base:.1f} | {r['held_out_after'] - base:+.1f} | "
-                         f"{standard_error(base, r['held_out']):.1f} |")
+                         f"{accuracy_standard_error(base, r['held_out']):.1f} |")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from softprompt.tasks.metrics import accuracy_standard_error
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 SMALL, LARGE = "smollm2", "gemma3-270m"
@@ -18,12 +20,6 @@ def _results() -> dict[str, dict]:
 def _primary(results: dict, model: str, task: str, method: str) -> float | None:
     record = results[model].get(task, {}).get(method)
     return None if record is None else record["primary"]
-
-
-def _standard_error(accuracy: float, examples: int) -> float:
-    """Of an accuracy in points measured on `examples` rows: 100 sqrt(p (1 - p) / n)."""
-    p = accuracy / 100
-    return 100 * (p * (1 - p) / examples) ** 0.5
 
 
 def _gaps(results: dict) -> dict[tuple[str, str], float]:
@@ -76,7 +72,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
         f"against {copa[LARGE]['defaults']:.1f} on Gemma 3" in sentence
     dev = results[SMALL]["copa"]["model"]["dev_examples"]
     assert dev == results[LARGE]["copa"]["model"]["dev_examples"] == 100 and "100-example dev set is about 5 points" in sentence
-    assert 4.5 < _standard_error(64.0, dev) < 5.5
+    assert 4.5 < accuracy_standard_error(64.0, dev) < 5.5
     train = results[SMALL]["copa"]["model"]["train_examples"]
     losses = [f"{results[m]['copa']['model']['losses'][-1][1]:.2f}" for m in (SMALL, LARGE)]
     assert train == 400 and f"fits the {train} training examples (last logged loss {losses[0]} and {losses[1]})" in sentence
@@ -112,7 +108,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     assert mrpc[LARGE]["defaults"] == mrpc[LARGE]["majority"] < mrpc[LARGE]["model"]
     lead = mrpc[LARGE]["model"] - mrpc[LARGE]["defaults"]
     dev = results[LARGE]["mrpc"]["model"]["dev_examples"]
-    standard_error = _standard_error(mrpc[LARGE]["majority"], dev)
+    standard_error = accuracy_standard_error(mrpc[LARGE]["majority"], dev)
     assert dev == results[SMALL]["mrpc"]["model"]["dev_examples"] == 408 and lead < standard_error
     assert f"On MRPC model tuning ends below its prompt on SmolLM2 ({mrpc[SMALL]['model']:.1f} against " \
         f"{mrpc[SMALL]['defaults']:.1f} accuracy, and below the majority class's {mrpc[SMALL]['majority']:.1f}) and " \
@@ -137,7 +133,7 @@ def test_scale_finding_on_the_gap_between_model_and_prompt_tuning():
     # "within one standard error of the 872-example dev set"
     dev = results[LARGE]["sst2"]["model"]["dev_examples"]
     assert dev == 872 and "872-example dev set" in sentence and \
-        -gap[LARGE] < _standard_error(results[LARGE]["sst2"]["model"]["primary"], dev)
+        -gap[LARGE] < accuracy_standard_error(results[LARGE]["sst2"]["model"]["primary"], dev)
     assert "(300 updates" in sentence
     assert [results[m]["sst2"]["model"]["steps"] for m in (SMALL, LARGE)] == [300, 300]
     # each model's run uses the lr its 60-update check scored highest, and the sentence names both
@@ -441,7 +437,7 @@ def test_rte_recipe_sentence_says_what_the_held_out_record_shows():
     majority = {r["held_out_majority"] for r in runs.values()}
     assert len(majority) == 1  # the same 300 rows for every run
     # one standard error of an accuracy near the defaults' on 300 rows
-    se = _standard_error(small["defaults"], 300)
+    se = accuracy_standard_error(small["defaults"], 300)
     assert all(v - small["defaults"] < se for v in small.values()) and large["residual"] < large["defaults"]
     assert f"on SmolLM2 Adam ends at {small['adam']:.1f}, a linear lr decay at {small['linear-decay']:.1f} and the " \
            f"residual reparameterization (`--reparam residual`) at {small['residual']:.1f} against the defaults' " \

@@ -8,6 +8,7 @@ import pytest
 
 from softprompt.tasks.metrics import (
     accuracy,
+    accuracy_standard_error,
     binary_f1,
     exact_match,
     gender_parity,
@@ -34,6 +35,21 @@ def test_accuracy():
         accuracy(["a"], [])
 
 
+def test_accuracy_standard_error_is_the_spread_of_accuracy_over_resampled_rows():
+    # a coin at 50% on 100 rows: sqrt(0.25 / 100) = 5 points; MRPC's majority class on its 408 dev rows
+    assert accuracy_standard_error(50.0, 100) == pytest.approx(5.0)
+    assert accuracy_standard_error(68.4, 408) == pytest.approx(2.30, abs=0.005)
+    assert accuracy_standard_error(100.0, 10) == 0.0
+    # the spread of accuracies of a 70% predictor scored on 200 rows, drawn 2000 times
+    rng = random.Random(0)
+    scores = [accuracy(["y" if rng.random() < 0.7 else "n" for _ in range(200)], ["y"] * 200) for _ in range(2000)]
+    mean = sum(scores) / len(scores)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in scores) / (len(scores) - 1))
+    assert spread == pytest.approx(accuracy_standard_error(70.0, 200), rel=0.05)
+    with pytest.raises(ValueError, match="at least one example"):
+        accuracy_standard_error(50.0, 0)
+    with pytest.raises(ValueError, match="in points"):
+        accuracy_standard_error(170.0, 200)
 def test_binary_f1():
     # 2TP / (2TP + FP + FN) = 4 / 6
     assert binary_f1(PRED, GOLD, "1") == pytest.approx(100 * 4 / 6)

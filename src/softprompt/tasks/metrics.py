@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from typing import Hashable, Iterable, Mapping, Sequence
 
 __all__ = [
-    "SUPERGLUE_TASK_METRICS", "accuracy", "binary_f1", "exact_match", "gender_parity", "macro_f1",
+    "SUPERGLUE_TASK_METRICS", "accuracy", "accuracy_standard_error", "binary_f1", "exact_match", "gender_parity", "macro_f1",
     "matthews_corr", "multirc_metrics", "normalize_answer", "record_metrics", "squad_metrics",
     "superglue_score", "superglue_task_score", "token_f1",
 ]
@@ -31,6 +31,19 @@ def accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
     if not references:
         return 0.0
     return 100.0 * sum(p == r for p, r in zip(predictions, references)) / len(references)
+
+
+def accuracy_standard_error(accuracy_points: float, examples: int) -> float:
+    """Standard error, in points, of an accuracy measured on `examples` rows: 100 sqrt(p (1 - p) / n).
+
+    The binomial error of the estimate; what a difference between two scores on the same rows is
+    read against ("within a standard error")."""
+    if examples <= 0:
+        raise ValueError(f"a standard error needs at least one example, got {examples}")
+    if not 0.0 <= accuracy_points <= 100.0:
+        raise ValueError(f"accuracy must be in points (0-100), got {accuracy_points}")
+    p = accuracy_points / 100.0
+    return 100.0 * math.sqrt(p * (1.0 - p) / examples)
 
 
 # ---------------------------------------------------------------- classification
