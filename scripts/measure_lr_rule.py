@@ -50,7 +50,7 @@ def run(model: str, task_name: str, multiples: list[float], steps: int, held_out
         lr = multiple * std
         config = TrainConfig(learning_rate=lr, batch_size=8, max_steps=steps, log_every=5,
                              max_input_tokens=max_input_tokens, eval_batch_size=32, seed=seed)
-        run = held_out_run(lm, task, PromptConfig(length=20, init=init), config, held_out)
+        run = held_out_run(lm, task, PromptConfig(length=20, init=init), config, held_out, show_progress=True)
         losses = [loss for _, loss in run["losses"]]
         record = {
             "task": task_name, "init": init, "max_input_tokens": max_input_tokens, "held_out": held_out,

@@ -120,7 +120,7 @@ def main() -> None:
         task = sp.get_task(args.task, data_dir=args.data_dir)
         for recipe in args.recipes:
             config = TrainConfig(max_steps=args.steps, seed=args.seed, **RECIPES[recipe])
-            record = held_out_run(lm, task, PromptConfig(), config, args.held_out)
+            record = held_out_run(lm, task, PromptConfig(), config, args.held_out, show_progress=True)
             record.update(model=model, recipe=recipe, changes=RECIPES[recipe], seed=args.seed)
             for old_record in records:  # written before the majority class was recorded: the same rows
                 if (old_record["task"], old_record["held_out"]) == (record["task"], record["held_out"]):

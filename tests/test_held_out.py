@@ -54,6 +54,19 @@ def test_every_held_out_row_is_scored_where_the_device_default_is_a_dev_subset(m
     assert record["settings"]["train"]["intermediate_eval_examples"] == 5
 
 
+@pytest.mark.parametrize("show_progress", [False, True])
+def test_a_held_out_run_shows_progress_in_a_log_only_when_asked(capsys, show_progress):
+    # a long script run (scripts/measure_recipe.py) must show in its log that it is alive; a library call stays quiet
+    held_out_run(tiny_llama(), ToyTask(), PromptConfig(length=2), TrainConfig(max_steps=3, batch_size=4, learning_rate=0.05),
+                 held_out=5, show_progress=show_progress)
+    lines = capsys.readouterr().err.splitlines()
+    if show_progress:
+        assert any(line.startswith("[train] 3/3 steps (100%) loss ") for line in lines)
+        assert any(line.startswith("[eval") and "5/5 examples" in line for line in lines)
+    else:
+        assert not [line for line in lines if line.startswith("[")]
+
+
 @pytest.mark.parametrize("held_out", [0, 12])
 def test_held_out_must_leave_rows_on_both_sides(held_out):
     with pytest.raises(ConfigError, match="held_out"):

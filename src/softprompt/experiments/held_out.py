@@ -24,9 +24,10 @@ from softprompt.training.trainer import METRICS_NAME
 
 
 def held_out_run(lm: PromptedLM, task: Task, prompt: PromptConfig, config: TrainConfig, held_out: int,
-                 train_split: str = "train") -> dict[str, Any]:
+                 train_split: str = "train", show_progress: bool = False) -> dict[str, Any]:
     """Train on `train_split` minus its last `held_out` rows; score the prompt on those rows before
-    training and after `config.max_steps` updates. Settings left None are the library's defaults."""
+    training and after `config.max_steps` updates. Settings left None are the library's defaults.
+    show_progress: the trainer's progress on stderr (plain lines in a log), for the scripts' long runs."""
     if config.max_steps is None:
         raise ConfigError("max_steps: a held-out run needs a fixed number of updates")
     rows = task.load(train_split)
@@ -39,7 +40,7 @@ def held_out_run(lm: PromptedLM, task: Task, prompt: PromptConfig, config: Train
     config = replace(config, eval_every=config.max_steps, intermediate_eval_examples=held_out, max_eval_examples=None)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = train_prompt(lm, task, tmp, prompt, config, train, test, show_progress=False)
+        result = train_prompt(lm, task, tmp, prompt, config, train, test, show_progress=show_progress)
         seconds = time.perf_counter() - start
         log = [json.loads(line) for line in (Path(tmp) / METRICS_NAME).read_text().splitlines()]
     losses = [r["loss"] for r in log if r["event"] == "train"]
