@@ -2,6 +2,7 @@
 sentence's claim against the records it cites, so a rerun that changes a record cannot leave the
 README saying something the numbers no longer show."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -467,3 +468,21 @@ def test_rte_recipe_sentence_says_what_the_held_out_record_shows():
            f"{small['defaults']:.1f} (majority class {majority.pop():.1f}; one standard error on 300 rows is about " \
            f"{se:.1f} points); on Gemma 3 the residual network ends at {large['residual']:.1f} against the " \
            f"defaults' {large['defaults']:.1f}" in text
+
+
+def test_rte_longer_run_sentence_says_what_the_held_out_record_shows():
+    runs, text = _recipes(), _targets()
+    short, long = runs[(SMALL, "defaults", 300)], runs[(SMALL, "defaults", 1200)]
+    assert long["changes"] == {} and long["settings"]["train"]["max_steps"] == 1200
+    assert long["held_out_majority"] == short["held_out_majority"]  # the same rows
+    after, gain = long["held_out_after"], long["held_out_after"] - short["held_out_after"]
+    over_majority = after - long["held_out_majority"]
+    # four times the updates end well beyond one standard error of the 300-update run
+    assert gain > 3 * accuracy_standard_error(short["held_out_after"], 300)
+    losses = dict(long["losses"])
+    blocks = [sum(losses[s] for s in range(a + 10, a + 101, 10)) / 10 for a in range(0, 1200, 100)]
+    first_below = next(i for i, b in enumerate(blocks) if b < math.log(2))
+    assert (f"the same defaults for 1200 updates (`--steps 1200`, {long['seconds'] / 60:.1f} min) end at {after:.1f} on "
+            f"the same held-out rows, {gain:.1f} above 300 updates and {over_majority:.1f} above the majority class; "
+            "their training loss (mean of each 100 updates) first falls below the label prior's 0.693 in updates "
+            f"{first_below * 100 + 1} to {first_below * 100 + 100} and ends at {blocks[-1]:.3f}") in text
