@@ -486,3 +486,15 @@ def test_rte_longer_run_sentence_says_what_the_held_out_record_shows():
             f"the same held-out rows, {gain:.1f} above 300 updates and {over_majority:.1f} above the majority class; "
             "their training loss (mean of each 100 updates) first falls below the label prior's 0.693 in updates "
             f"{first_below * 100 + 1} to {first_below * 100 + 100} and ends at {blocks[-1]:.3f}") in text
+
+
+def test_rte_longer_run_on_dev_says_what_its_variant_record_shows():
+    record = json.loads((ROOT / "reports" / "variants" / SMALL / "rte" / "steps-1200" / "result.json").read_text())
+    results = _results()
+    dev = record["dev_score"]
+    assert dev["examples"] == results[SMALL]["rte"]["defaults"]["dev_examples"] == 277
+    margin = dev["metrics"]["accuracy"] - max(_primary(results, SMALL, "rte", k) for k in ("majority", "design"))
+    assert margin >= 5 and record["best_step"] == record["steps"] == 1200
+    assert (f"`softprompt train --task rte --steps 1200` scores {dev['metrics']['accuracy']:.1f} on all 277 dev "
+            f"examples, {margin:.1f} above the better baseline, its best prompt the last one "
+            f"({record['seconds'] / 60:.1f} min of training") in _targets()
