@@ -322,9 +322,7 @@ def test_each_finding_cites_a_section_the_report_has(name, section):
 
 
 def _margin(results: dict, model: str, task: str) -> float:
-    rec = results[model][task]
-    baselines = [rec[k]["primary"] for k in ("majority", "design") if rec.get(k)]
-    return rec["defaults"]["primary"] - max(baselines)
+    return results[model][task]["defaults"]["primary"] - _baseline(results, model, task)
 
 
 def _targets() -> str:
