@@ -206,6 +206,7 @@ def test_loss_watch_says_when_a_real_run_learned_only_the_label_prior(task, fire
     if fired:
         assert f"entropy of the training labels ({entropy:.3f})" in fired[0].message
         assert "--steps 1200" in fired[0].message  # four times the run's 300, what learned RTE (reports/recipe.md)
+        assert "--resume --steps 1200 continues this run" in fired[0].message  # test_trainer: it makes the longer run
 
 
 def test_label_entropy_is_the_loss_of_predicting_the_label_frequencies():

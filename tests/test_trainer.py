@@ -82,6 +82,27 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, kill_at):
     assert strip(resumed_log) == strip(full_log)
 
 
+def test_a_finished_run_resumed_with_more_steps_is_the_longer_run(tmp_path):
+    # the 8-update run ends with end-of-run verdicts (label prior, no gain) the 12-update run judges at 12
+    longer = _trainer(tiny_llama(), tmp_path / "longer", steps=12).train()
+    shorter = _trainer(tiny_llama(), tmp_path / "extended", steps=8).train()
+    assert shorter.steps == 8 and any("--steps 32" in w for w in shorter.warnings)
+    extended = _trainer(tiny_llama(), tmp_path / "extended", steps=12).train(resume=True)
+    assert torch.equal(read_prompt(extended.prompt_path).tensor, read_prompt(longer.prompt_path).tensor)
+    assert (extended.steps, extended.best_step, extended.best_metric) == (longer.steps, longer.best_step, longer.best_metric)
+    assert extended.warnings == longer.warnings and any("--steps 48" in w for w in extended.warnings)
+    log = lambda run: [{k: v for k, v in json.loads(x).items() if k not in ("elapsed", "seconds")}
+                       for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert log("extended") == log("longer")
+
+
+def test_a_run_that_stopped_early_refuses_more_steps(tmp_path):
+    stopped = _trainer(tiny_llama(), tmp_path, steps=400, learning_rate=1e-9, early_stopping_patience=2).train()
+    assert stopped.stopped_early
+    with pytest.raises(SoftPromptError, match="stopped early at update 8"):
+        _trainer(tiny_llama(), tmp_path, steps=800, learning_rate=1e-9, early_stopping_patience=2).train(resume=True)
+
+
 def test_resume_refuses_changed_settings(tmp_path):
     _trainer(tiny_llama(), tmp_path, steps=4).train()
     with pytest.raises(SoftPromptError, match="batch_size"):

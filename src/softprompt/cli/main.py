@@ -62,7 +62,7 @@ def train(
     lr_schedule: str = typer.Option(default_of(TrainConfig, "lr_schedule"), "--lr-schedule", help="constant (the paper's) or linear: the lr falls linearly to 0 over --steps."),
     reparam: str = typer.Option(default_of(TrainConfig, "reparameterization"), "--reparam", help="none (the paper's: P trains directly) or residual: P trains through a shared bottleneck network with a residual connection (Residual Prompt Tuning), dropped after training; the prompt file is the same kind."),
     reparam_hidden: int = typer.Option(default_of(TrainConfig, "reparam_hidden"), "--reparam-hidden", help="The residual network's bottleneck width."),
-    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint, or a finished one for more updates (with a larger --steps)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that already holds a run."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The device also sets the default budget (CPU: 300 updates of batch 8, p = 20; CUDA: the paper's)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed data rows instead of skipping them."),

@@ -90,7 +90,8 @@ class LossWatch:
                 "each label's frequency whatever the input: the prompt's probabilities are no better than that, though "
                 "its ranking of the labels may be (see the dev score); more updates may help, e.g. "
                 f"--steps {self.max_steps * 4} (four times the updates learned RTE on SmolLM2, whose 300 stayed at the "
-                "prior: reports/recipe.md), or a larger model"))
+                f"prior: reports/recipe.md; --resume --steps {self.max_steps * 4} continues this run from its last "
+                "update), or a larger model"))
         return None
 
     def state(self) -> dict:

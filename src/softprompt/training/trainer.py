@@ -6,7 +6,8 @@ micro-batch is computed in bands of rows of similar length, one pass each, and t
 them: the same loss, less compute spent on padding. Every `eval_every` updates the prompt is
 scored on dev (or on a seeded subset of it: `intermediate_eval_examples`); the best one is
 saved (prompt.safetensors) and a checkpoint is written, so a killed run resumes
-(`resume=True`) and finishes with the prompt an uninterrupted run makes. When the evaluations
+(`resume=True`) and finishes with the prompt an uninterrupted run makes; a finished run resumed
+with a larger `max_steps` goes on to it, as a run started with that budget. When the evaluations
 used a subset, the best prompt is finally scored on the whole dev set.
 
 Under torchrun (training.distributed) each rank trains on its share of every global batch and
@@ -100,6 +101,18 @@ def lr_factor(schedule: str, update: int, max_steps: int) -> float:
     if schedule == "linear":
         return 1.0 - (update - 1) / max_steps
     return 1.0
+
+
+def _ends_the_run(record: dict, step: int, extending: bool) -> bool:
+    """A log record written because the run ended at `step`: the final evaluation and the warnings
+    judged on the whole run. The end-of-run label-prior warning is written in the training loop, so
+    it is dropped only when the resumed run trains past `step` (a longer --steps); the others are
+    rewritten after the loop by every resume."""
+    if record.get("step") != step:
+        return False
+    if record.get("event") == "final_eval" or record.get("kind") == "no_gain":
+        return True
+    return extending and record.get("kind") == "label_prior"
 
 
 @dataclass
@@ -293,14 +306,23 @@ class Trainer:
                     f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now "
                     f"{getattr(self.config, key)!r}{flag}")
         state: TrainState = payload["state"]
+        assert self.config.max_steps is not None
+        extending = state.step < self.config.max_steps
+        if extending and state.stopped_early:
+            raise SoftPromptError(
+                f"cannot resume {self.run_dir} for more updates: it stopped early at update {state.step} "
+                f"(--early-stopping-patience {self.config.early_stopping_patience}); start over with --overwrite")
         restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
                     "reparameterization": payload.get("reparameterization"),
                     "initial_metrics": None, "best_metrics": None, "loss_watch": self.loss_watch,
                     "warnings": list(self.warnings)}
-        # Drop log lines written after the checkpoint: they will be written again.
+        # Drop log lines written after the checkpoint, and the verdicts of the run's end at the
+        # checkpoint (a longer --steps moves the end): they will be written again where they belong.
         log = self.run_dir / METRICS_NAME
         if log.exists():
-            kept = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= state.step]
+            kept = [ln for ln in log.read_text().splitlines() if ln.strip()
+                    and json.loads(ln).get("step", 0) <= state.step
+                    and not _ends_the_run(json.loads(ln), state.step, extending)]
             log.write_text("".join(ln + "\n" for ln in kept))
             for ln in kept:
                 rec = json.loads(ln)
