@@ -81,6 +81,18 @@ def test_resume_flag(trained, model_dir, data_dir, monkeypatch, capsys):
     assert json.loads((trained / "result.json").read_text())["steps"] == 4
 
 
+def test_a_finished_run_goes_on_with_resume_and_more_steps(model_dir, data_dir, monkeypatch, capsys, tmp_path):
+    args = ["train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir, "--out", tmp_path, "-p", "3",
+            "--batch-size", "4", "--eval-every", "2", "--max-train", "16", "--max-eval", "8", "--eval-subset", "4", "--quiet"]
+    assert run(monkeypatch, capsys, *args, "--steps", "2")[0] == 0
+    code, out, err = run(monkeypatch, capsys, *args, "--steps", "4", "--resume")
+    assert code == 0, err
+    # the 2-update run's final evaluation on the whole dev set is dropped: the log holds the longer run's only
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["examples"]) for r in log if r["event"] == "final_eval"] == [(4, 8)]
+    assert [r["step"] for r in log if r["event"] == "eval"] == [0, 2, 4]
+
+
 def test_train_with_a_residual_network_and_a_linear_schedule(model_dir, data_dir, monkeypatch, capsys, tmp_path):
     code, out, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir,
                          "--out", tmp_path, "-p", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "2",
