@@ -3,6 +3,7 @@ sentence's claim against the records it cites, so a rerun that changes a record 
 README saying something the numbers no longer show."""
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -496,3 +497,19 @@ def test_rte_longer_run_on_dev_says_what_its_variant_record_shows():
     assert (f"`softprompt train --task rte --steps 1200` scores {dev['metrics']['accuracy']:.1f} on all 277 dev "
             f"examples, {margin:.1f} above the better baseline, its best prompt the last one "
             f"({record['seconds'] / 60:.1f} min of training") in _targets()
+
+
+def test_mrpc_longer_run_on_dev_says_what_its_variant_record_shows():
+    record = json.loads((ROOT / "reports" / "variants" / SMALL / "mrpc" / "steps-1200" / "result.json").read_text())
+    results = _results()
+    dev = record["dev_score"]
+    assert dev["examples"] == results[SMALL]["mrpc"]["defaults"]["dev_examples"] == 408
+    margin = dev["metrics"]["accuracy"] - _baseline(results, SMALL, "mrpc")
+    assert 0 < margin < 5 and record["best_step"] == record["steps"] == 1200
+    [prior] = [w for w in record["warnings"] if "entropy of the training labels" in w]
+    second_half, entropy = (float(x) for x in re.findall(r"\((\d\.\d{3})\)", prior)[:2])
+    assert second_half >= 0.95 * entropy  # the loss watch's tolerance: the run ended at the label prior
+    assert (f"`softprompt train --task mrpc --steps 1200` scores {dev['metrics']['accuracy']:.1f} accuracy on all 408 "
+            f"dev examples, {margin:.1f} above the better baseline, its best prompt the last one "
+            f"({record['seconds'] / 60:.1f} min of training), and its training loss over the second half "
+            f"({second_half:.3f}) still sits at the label prior ({entropy:.3f})") in _targets()
