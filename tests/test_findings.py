@@ -487,29 +487,33 @@ def test_rte_longer_run_sentence_says_what_the_held_out_record_shows():
             f"{first_below * 100 + 1} to {first_below * 100 + 100} and ends at {blocks[-1]:.3f}") in text
 
 
-def test_rte_longer_run_on_dev_says_what_its_variant_record_shows():
-    record = json.loads((ROOT / "reports" / "variants" / SMALL / "rte" / "steps-1200" / "result.json").read_text())
+def _steps_1200_on_dev(task: str, dev_examples: int) -> tuple[dict, float, float]:
+    """A SmolLM2 1200-update variant record: the record, its accuracy on the whole dev set, and its margin
+    over the better baseline of the results table (same dev set)."""
+    record = json.loads((ROOT / "reports" / "variants" / SMALL / task / "steps-1200" / "result.json").read_text())
     results = _results()
     dev = record["dev_score"]
-    assert dev["examples"] == results[SMALL]["rte"]["defaults"]["dev_examples"] == 277
-    margin = dev["metrics"]["accuracy"] - _baseline(results, SMALL, "rte")
-    assert margin >= 5 and record["best_step"] == record["steps"] == 1200
-    assert (f"`softprompt train --task rte --steps 1200` scores {dev['metrics']['accuracy']:.1f} on all 277 dev "
+    assert dev["examples"] == results[SMALL][task]["defaults"]["dev_examples"] == dev_examples
+    assert record["best_step"] == record["steps"] == 1200
+    accuracy = dev["metrics"]["accuracy"]
+    return record, accuracy, accuracy - _baseline(results, SMALL, task)
+
+
+def test_rte_longer_run_on_dev_says_what_its_variant_record_shows():
+    record, accuracy, margin = _steps_1200_on_dev("rte", 277)
+    assert margin >= 5
+    assert (f"`softprompt train --task rte --steps 1200` scores {accuracy:.1f} on all 277 dev "
             f"examples, {margin:.1f} above the better baseline, its best prompt the last one "
             f"({record['seconds'] / 60:.1f} min of training") in _targets()
 
 
 def test_mrpc_longer_run_on_dev_says_what_its_variant_record_shows():
-    record = json.loads((ROOT / "reports" / "variants" / SMALL / "mrpc" / "steps-1200" / "result.json").read_text())
-    results = _results()
-    dev = record["dev_score"]
-    assert dev["examples"] == results[SMALL]["mrpc"]["defaults"]["dev_examples"] == 408
-    margin = dev["metrics"]["accuracy"] - _baseline(results, SMALL, "mrpc")
-    assert 0 < margin < 5 and record["best_step"] == record["steps"] == 1200
+    record, accuracy, margin = _steps_1200_on_dev("mrpc", 408)
+    assert 0 < margin < 5
     [prior] = [w for w in record["warnings"] if "entropy of the training labels" in w]
     second_half, entropy = (float(x) for x in re.findall(r"\((\d\.\d{3})\)", prior)[:2])
     assert second_half >= 0.95 * entropy  # the loss watch's tolerance: the run ended at the label prior
-    assert (f"`softprompt train --task mrpc --steps 1200` scores {dev['metrics']['accuracy']:.1f} accuracy on all 408 "
+    assert (f"`softprompt train --task mrpc --steps 1200` scores {accuracy:.1f} accuracy on all 408 "
             f"dev examples, {margin:.1f} above the better baseline, its best prompt the last one "
             f"({record['seconds'] / 60:.1f} min of training), and its training loss over the second half "
             f"({second_half:.3f}) still sits at the label prior ({entropy:.3f})") in _targets()
