@@ -320,12 +320,11 @@ class Trainer:
         # checkpoint (a longer --steps moves the end): they will be written again where they belong.
         log = self.run_dir / METRICS_NAME
         if log.exists():
-            kept = [ln for ln in log.read_text().splitlines() if ln.strip()
-                    and json.loads(ln).get("step", 0) <= state.step
-                    and not _ends_the_run(json.loads(ln), state.step, extending)]
-            log.write_text("".join(ln + "\n" for ln in kept))
-            for ln in kept:
-                rec = json.loads(ln)
+            lines = [(ln, json.loads(ln)) for ln in log.read_text().splitlines() if ln.strip()]
+            kept = [(ln, rec) for ln, rec in lines
+                    if rec.get("step", 0) <= state.step and not _ends_the_run(rec, state.step, extending)]
+            log.write_text("".join(ln + "\n" for ln, _ in kept))
+            for _, rec in kept:
                 if rec.get("event") == "eval" and rec.get("step") == 0:
                     restored["initial_metrics"] = rec.get("full_metrics", rec["metrics"])
                 if rec.get("event") == "eval" and rec.get("step") == state.best_step:
