@@ -15,7 +15,7 @@ from softprompt.training.trainer import Trainer
 def _trainer(lm, run_dir, steps=12, on_step=None, **cfg):
     task = ToyTask()
     prompt = SoftPrompt.initialise(lm, PromptConfig(length=4, init="sampled-vocab"), seed=0)
-    config = TrainConfig(batch_size=4, max_steps=steps, eval_every=4, log_every=2, **cfg)
+    config = TrainConfig(**{"batch_size": 4, "max_steps": steps, "eval_every": 4, "log_every": 2, **cfg})
     return Trainer(lm, prompt, task, task.load("train"), task.load("dev"), config, run_dir,
                    show_progress=False, on_step=on_step)
 
@@ -96,6 +96,19 @@ def test_a_finished_run_resumed_with_more_steps_is_the_longer_run(tmp_path):
     assert log("extended") == log("longer")
 
 
+def test_an_extended_run_judges_a_flat_loss_where_the_longer_run_does(tmp_path):
+    # a flat loss is judged after a third of the run: at update 32 of 96, at update 40 of 120
+    flat = lambda result: [w for w in result.warnings if "has not gone down" in w]
+    longer = _trainer(tiny_llama(), tmp_path / "longer", steps=120, learning_rate=1e-9).train()
+    shorter = _trainer(tiny_llama(), tmp_path / "extended", steps=96, learning_rate=1e-9).train()
+    assert "in 32 updates" in flat(shorter)[0] and "in 40 updates" in flat(longer)[0]
+    extended = _trainer(tiny_llama(), tmp_path / "extended", steps=120, learning_rate=1e-9).train(resume=True)
+    assert extended.warnings == longer.warnings
+    log = lambda run: [{k: v for k, v in json.loads(x).items() if k not in ("elapsed", "seconds")}
+                       for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert log("extended") == log("longer")
+
+
 def test_a_run_that_stopped_early_refuses_more_steps(tmp_path):
     stopped = _trainer(tiny_llama(), tmp_path, steps=400, learning_rate=1e-9, early_stopping_patience=2).train()
     assert stopped.stopped_early
@@ -109,6 +122,31 @@ def test_resume_refuses_changed_settings(tmp_path):
         trainer = _trainer(tiny_llama(), tmp_path, steps=8)
         trainer.config = TrainConfig(batch_size=2, max_steps=8, eval_every=4)
         trainer.train(resume=True)
+
+
+def test_resume_refuses_a_changed_model_selection(tmp_path):
+    # mid-run: the cadence and the dev rows are the run's; the refusal names the flag that restores them
+    def kill(step, loss):
+        if step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _trainer(tiny_llama(), tmp_path, intermediate_eval_examples=6, on_step=kill).train()
+    for changed, expected in [({"eval_every": 2}, r"eval_every was 4 .*now 2 \(pass --eval-every 4\)"),
+                              ({"intermediate_eval_examples": 8}, r"intermediate_eval_examples was 6 .*--eval-subset 6"),
+                              ({"max_eval_examples": 10}, r"max_eval_examples was None"),
+                              ({"early_stopping_patience": 1}, r"early_stopping_patience was None")]:
+        with pytest.raises(SoftPromptError, match=expected):
+            _trainer(tiny_llama(), tmp_path, **{"intermediate_eval_examples": 6, **changed}).train(resume=True)
+    finished = _trainer(tiny_llama(), tmp_path, intermediate_eval_examples=6).train(resume=True)
+    assert finished.steps == 12
+    # past the planned end a new cadence is the user's choice; other dev rows still are not
+    with pytest.raises(SoftPromptError, match="intermediate_eval_examples was 6"):
+        _trainer(tiny_llama(), tmp_path, steps=16, intermediate_eval_examples=8).train(resume=True)
+    extended = _trainer(tiny_llama(), tmp_path, steps=16, eval_every=8, intermediate_eval_examples=6).train(resume=True)
+    evals = [r["step"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+             if r["event"] == "eval"]
+    assert extended.steps == 16 and evals == [0, 4, 8, 12, 16]
 
 
 def test_resume_without_checkpoint_is_clear(tmp_path):

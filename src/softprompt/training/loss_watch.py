@@ -35,6 +35,10 @@ def label_entropy(targets: Iterable[str]) -> float:
     return -sum(n / total * math.log(n / total) for n in counts.values())
 
 
+# The warnings LossWatch.observe gives: a function of the block losses and max_steps alone.
+LOSS_WATCH_KINDS = ("diverging", "flat", "label_prior")
+
+
 @dataclass
 class LossWarning:
     step: int
@@ -73,7 +77,7 @@ class LossWatch:
                     f"{step}): the learning rate {self.learning_rate:g} is too large for this model; "
                     f"try --lr {self.learning_rate / 3:.3g}"))
         first = self.blocks[0]
-        if (not self.warned and step >= max(self.min_updates_flat, self.max_steps // 3)
+        if (not self.warned and self.judges_flat_at(step)
                 and first > 0.05 and min(self.blocks) >= (1 - self.flat_tolerance) * first):
             self.warned.add("flat")
             return LossWarning(step, "flat", (
@@ -93,6 +97,11 @@ class LossWatch:
                 f"prior: reports/recipe.md; --resume --steps {self.max_steps * 4} continues this run from its last "
                 "update), or a larger model"))
         return None
+
+    def judges_flat_at(self, step: int) -> bool:
+        """Whether a flat loss is warned about at this update: after a third of the run (of max_steps,
+        so a run resumed with a longer --steps judges it later), and after min_updates_flat."""
+        return step >= max(self.min_updates_flat, self.max_steps // 3)
 
     def state(self) -> dict:
         return {"blocks": list(self.blocks), "warned": sorted(self.warned)}

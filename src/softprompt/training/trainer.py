@@ -7,7 +7,8 @@ them: the same loss, less compute spent on padding. Every `eval_every` updates t
 scored on dev (or on a seeded subset of it: `intermediate_eval_examples`); the best one is
 saved (prompt.safetensors) and a checkpoint is written, so a killed run resumes
 (`resume=True`) and finishes with the prompt an uninterrupted run makes; a finished run resumed
-with a larger `max_steps` goes on to it, as a run started with that budget. When the evaluations
+with a larger `max_steps` goes on to it, as a run started with that budget. A resume refuses a
+changed setting that decides the data order, the update or model selection. When the evaluations
 used a subset, the best prompt is finally scored on the whole dev set.
 
 Under torchrun (training.distributed) each rank trains on its share of every global batch and
@@ -46,7 +47,7 @@ from softprompt.tasks.base import Example, Task
 from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from softprompt.training.defaults import resolve_settings
 from softprompt.training.distributed import ProcessGroup, current, evaluate_sharded
-from softprompt.training.loss_watch import LossWatch, label_entropy
+from softprompt.training.loss_watch import LOSS_WATCH_KINDS, LossWatch, label_entropy
 from softprompt.training.sampling import ExampleStream, token_length
 
 PROMPT_NAME = "prompt.safetensors"
@@ -103,16 +104,30 @@ def lr_factor(schedule: str, update: int, max_steps: int) -> float:
     return 1.0
 
 
-def _ends_the_run(record: dict, step: int, extending: bool) -> bool:
-    """A log record written because the run ended at `step`: the final evaluation and the warnings
-    judged on the whole run. The end-of-run label-prior warning is written in the training loop, so
-    it is dropped only when the resumed run trains past `step` (a longer --steps); the others are
-    rewritten after the loop by every resume."""
-    if record.get("step") != step:
-        return False
-    if record.get("event") == "final_eval" or record.get("kind") == "no_gain":
-        return True
-    return extending and record.get("kind") == "label_prior"
+# The train flag that sets a refused resume setting back to the checkpoint's value.
+_RESUME_FLAGS = {"batch_size": "--batch-size", "grad_accum_steps": "--grad-accum", "seed": "--seed",
+                 "optimizer": "--optimizer", "learning_rate": "--lr", "objective": "--objective",
+                 "lr_schedule": "--lr-schedule", "reparameterization": "--reparam", "reparam_hidden": "--reparam-hidden",
+                 "max_steps": "--steps", "eval_every": "--eval-every", "max_eval_examples": "--max-eval",
+                 "intermediate_eval_examples": "--eval-subset", "early_stopping_patience": "--patience"}
+
+
+_RESUME_SWITCHES = {"length_bands": ("--length-bands", "--no-length-bands"),
+                    "group_by_length": ("--group-by-length", "--random-batches")}
+
+
+def _flag_for(key: str, was: object) -> str:
+    if key in _RESUME_SWITCHES:
+        return f" (pass {_RESUME_SWITCHES[key][0 if was else 1]})"
+    if key in _RESUME_FLAGS and was is not None:
+        return f" (pass {_RESUME_FLAGS[key]} {was})"
+    return ""
+
+
+def _ends_the_run(record: dict, step: int) -> bool:
+    """A log record written after the training loop because the run ended at `step`: the final
+    evaluation and the no-gain warning. Every resume writes them again."""
+    return record.get("step") == step and (record.get("event") == "final_eval" or record.get("kind") == "no_gain")
 
 
 @dataclass
@@ -298,42 +313,54 @@ class Trainer:
                 "objective", "length_bands", "lr_schedule", "reparameterization", "reparam_hidden", "reparam_relative_lr"]
         if self.config.lr_schedule != "constant":
             keys.append("max_steps")  # a decaying schedule's slope depends on it
+        # what decides model selection: the dev rows every evaluation scores (the best metric so
+        # far was measured on them), and, until the run's planned end, when it evaluates and stops
+        keys += ["max_eval_examples", "intermediate_eval_examples"]
+        state: TrainState = payload["state"]
+        if state.step < saved.get("max_steps", state.step):
+            keys += ["eval_every", "early_stopping_patience"]
         for key in keys:
             was = saved.get(key, PRE_SETTING_VALUES.get(key))
             if was != getattr(self.config, key):
-                flag = f" (pass --{'' if was else 'no-'}length-bands)" if key == "length_bands" else ""
                 raise SoftPromptError(
                     f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now "
-                    f"{getattr(self.config, key)!r}{flag}")
-        state: TrainState = payload["state"]
+                    f"{getattr(self.config, key)!r}{_flag_for(key, was)}")
         assert self.config.max_steps is not None
-        extending = state.step < self.config.max_steps
-        if extending and state.stopped_early:
+        if state.step < self.config.max_steps and state.stopped_early:
             raise SoftPromptError(
                 f"cannot resume {self.run_dir} for more updates: it stopped early at update {state.step} "
-                f"(--early-stopping-patience {self.config.early_stopping_patience}); start over with --overwrite")
+                f"(--patience {self.config.early_stopping_patience}); start over with --overwrite")
         restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
                     "reparameterization": payload.get("reparameterization"),
                     "initial_metrics": None, "best_metrics": None, "loss_watch": self.loss_watch,
                     "warnings": list(self.warnings)}
-        # Drop log lines written after the checkpoint, and the verdicts of the run's end at the
-        # checkpoint (a longer --steps moves the end): they will be written again where they belong.
+        # Keep the log up to the checkpoint, less the records of the run's end there, and judge the
+        # loss again block by block with this run's max_steps: a longer --steps moves where a flat
+        # loss and the label prior are judged, so the log and warnings become the longer run's.
         log = self.run_dir / METRICS_NAME
         if log.exists():
-            lines = [(ln, json.loads(ln)) for ln in log.read_text().splitlines() if ln.strip()]
-            kept = [(ln, rec) for ln, rec in lines
-                    if rec.get("step", 0) <= state.step and not _ends_the_run(rec, state.step, extending)]
-            log.write_text("".join(ln + "\n" for ln, _ in kept))
-            for _, rec in kept:
+            watch: LossWatch = restored["loss_watch"]
+            kept: list[str] = []
+            for line in log.read_text().splitlines():
+                rec = json.loads(line) if line.strip() else None
+                if rec is None or rec.get("step", 0) > state.step or _ends_the_run(rec, state.step):
+                    continue
+                if rec.get("event") == "warning" and rec.get("kind") in LOSS_WATCH_KINDS:
+                    continue  # judged again below
+                kept.append(line)
                 if rec.get("event") == "eval" and rec.get("step") == 0:
                     restored["initial_metrics"] = rec.get("full_metrics", rec["metrics"])
                 if rec.get("event") == "eval" and rec.get("step") == state.best_step:
                     restored["best_metrics"] = rec["metrics"]
                 if rec.get("event") == "train":
-                    restored["loss_watch"].blocks.append(rec["loss"])
+                    warning = watch.observe(rec["step"], rec["loss"])
+                    if warning is not None:
+                        kept.append(json.dumps(warning.to_dict()))
+                        restored["warnings"].append(warning.message)
                 if rec.get("event") == "warning":
-                    restored["loss_watch"].warned.add(rec["kind"])
+                    watch.warned.add(rec["kind"])
                     restored["warnings"].append(rec["message"])
+            log.write_text("".join(line + "\n" for line in kept))
         return restored
 
     def _score(self, prompt: torch.Tensor, examples: Sequence[Example], label: str) -> EvalResult:
