@@ -277,8 +277,8 @@ def test_interpretability_finding():
     assert "on SmolLM2 such a prompt still learns SST-2 about as well as the others, on Gemma 3 it ends lowest" in sentence
 
 
-def _transfer(name: str) -> dict:
-    record = json.loads((ROOT / "reports" / "transfer" / f"smollm2-{name}.json").read_text())
+def _transfer(name: str, model: str = "smollm2") -> dict:
+    record = json.loads((ROOT / "reports" / "transfer" / f"{model}-{name}.json").read_text())
     return {"zero_shot": record["metrics"][record["primary_metric"]],
             "in_domain": record["source_dev_metric"]["metrics"][record["primary_metric"]],
             "step": record["source_dev_metric"]["step"], "method": record.get("method", "prompt tuning"),
@@ -416,11 +416,22 @@ def test_targets_missed_says_what_the_records_show():
     assert f"The run took {boolq['defaults']['wall_seconds'] / 60:.0f} min" in text
 
 
-def test_transfer_finding_says_why_gemma_has_no_transfer_runs():
-    results = _results()
-    assert not list((ROOT / "reports" / "transfer").glob(f"{LARGE}-*.json"))
+def test_transfer_finding_gives_gemmas_squad_prompt_and_why_it_has_no_paraphrase_runs():
+    results, sentence = _results(), _finding("Domain transfer")
+    records = sorted(p.name for p in (ROOT / "reports" / "transfer").glob(f"{LARGE}-*.json"))
+    assert records == [f"{LARGE}-squad-to-bioasq.json"]  # "prompt tuning only", no paraphrase runs
     assert _primary(results, LARGE, "mrpc", "defaults") == _primary(results, LARGE, "mrpc", "majority")
-    assert "Gemma 3 has no transfer runs: its MRPC prompt ends on the majority class" in _finding("Domain transfer")
+    assert "Gemma 3 has no paraphrase transfer runs: its MRPC prompt ends on the majority class" in sentence
+    large, small = _transfer("squad-to-bioasq", LARGE), _transfer("squad-to-bioasq")
+    small_model = _transfer("squad-to-bioasq-model-tuning")
+    assert large["method"] == "prompt tuning" and large["target_examples"] == small["target_examples"]
+    assert large["source_examples"] == small["source_examples"]
+    trained = json.loads((ROOT / "reports" / "prompts.json").read_text())["prompts"]
+    made_by = [p["made_by"] for p in trained.values() if p["model"] == LARGE and p["task"] == "squad"]
+    assert made_by and "--steps 150" in made_by[0]  # "the same 150 updates"
+    kept = lambda r: f"{100 * r['zero_shot'] / r['in_domain']:.0f}%"
+    assert (f"its prompt keeps {kept(large)} of its in-domain F1 ({large['in_domain']:.1f} -> {large['zero_shot']:.1f}), "
+            f"where SmolLM2's prompt keeps {kept(small)} and SmolLM2's model tuning {kept(small_model)}") in sentence
 
 
 def test_length_bands_paragraph_states_the_own_task_pair():

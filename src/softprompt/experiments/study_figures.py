@@ -94,6 +94,8 @@ def transfer_figure(records: Sequence[dict], out: Path) -> Path:
     fig, axes = plt.subplots(1, len(groups), figsize=(2.9 * len(groups) + 0.6, 3.6), sharey=True, squeeze=False)
     for ax, (title, by_method) in zip(axes.flat, groups.items()):
         for i, method in enumerate(methods):
+            if method not in by_method:  # an empty slot would read as a score of 0
+                ax.text(i, 2, "not run", ha="center", fontsize=7, color="0.4")
             # k = 0: in-domain (solid), k = 1: zero-shot on the target (hatched)
             for k, value in enumerate(by_method.get(method, (None, None))):
                 if value is None:
@@ -103,6 +105,7 @@ def transfer_figure(records: Sequence[dict], out: Path) -> Path:
                        alpha=0.6 if k else 0.9)
                 ax.text(x, value + 1, f"{value:.1f}", ha="center", fontsize=7)
         ax.set_xticks(range(len(methods)), methods, fontsize=8)
+        ax.set_xlim(-0.6, len(methods) - 0.4)
         ax.set_title(title, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_ylabel("dev, primary metric (%)", fontsize=8)
