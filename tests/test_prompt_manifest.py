@@ -11,6 +11,8 @@ from softprompt.experiments.prompt_manifest import (
     build_manifest,
     check_manifest,
     cited_prompts,
+    file_sha256,
+    kept_over_local_files,
     load_manifest,
     write_manifest,
 )
@@ -52,6 +54,13 @@ def test_the_manifest_hashes_each_cited_prompt_and_check_finds_what_went_wrong(t
     # retrained in place: the bytes differ from the hash the records were measured with
     _prompt(tmp_path, "runs/a/prompt.safetensors", "small", "sst2", seed=1)
     assert [p.split(":")[0] for p in check_manifest(manifest, reports, tmp_path)] == ["runs/a/prompt.safetensors"]
+    # a rebuild keeps the hash the records were measured with, unless told the records were rebuilt too
+    kept = build_manifest(reports, tmp_path, manifest)
+    assert kept["prompts"]["runs/a/prompt.safetensors"] == entry
+    assert kept_over_local_files(kept, tmp_path) == ["runs/a/prompt.safetensors"]
+    rehashed = build_manifest(reports, tmp_path, manifest, rehash=["runs/a/prompt.safetensors"])
+    assert rehashed["prompts"]["runs/a/prompt.safetensors"]["sha256"] == file_sha256(a) != entry["sha256"]
+    assert check_manifest(rehashed, reports, tmp_path) == [] and kept_over_local_files(rehashed, tmp_path) == []
     # a new record citing a prompt the manifest does not list
     (reports / "new.json").write_text(json.dumps({"prompt": "runs/new/prompt.safetensors"}))
     assert any("runs/new/prompt.safetensors: cited by" in p for p in check_manifest(manifest, reports, tmp_path))
@@ -77,3 +86,23 @@ def test_check_exits_1_and_names_the_prompt(tmp_path):
                           "--reports", str(reports)], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 1
     assert "runs/x/prompt.safetensors" in run.stderr
+
+
+def test_the_cli_keeps_a_recorded_hash_over_a_file_a_later_run_wrote_and_rehash_takes_the_new_one(tmp_path):
+    # rerunning the README's main job writes over runs/sst2/prompt.safetensors, which a committed record cites
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "r.json").write_text(json.dumps({"prompt": "runs/a/prompt.safetensors"}))
+    _prompt(tmp_path, "runs/a/prompt.safetensors", "small", "sst2")
+    manifest = lambda *extra: subprocess.run([sys.executable, "-m", "softprompt.cli.experiments", "prompt-manifest",
+                                              "--reports", "reports", *extra], capture_output=True, text=True, cwd=tmp_path)
+    assert manifest().returncode == 0
+    recorded = load_manifest(reports / "prompts.json")["prompts"]["runs/a/prompt.safetensors"]["sha256"]
+    new = _prompt(tmp_path, "runs/a/prompt.safetensors", "small", "sst2", seed=1)
+    run = manifest()
+    assert run.returncode == 0 and "kept the recorded hash of runs/a/prompt.safetensors" in run.stderr
+    assert "--rehash runs/a/prompt.safetensors" in run.stderr
+    assert load_manifest(reports / "prompts.json")["prompts"]["runs/a/prompt.safetensors"]["sha256"] == recorded
+    run = manifest("--rehash", "runs/a/prompt.safetensors")
+    assert run.returncode == 0 and "kept the recorded hash" not in run.stderr
+    assert load_manifest(reports / "prompts.json")["prompts"]["runs/a/prompt.safetensors"]["sha256"] == file_sha256(new)

@@ -407,9 +407,18 @@ def prompt_manifest(
     reports: Path = typer.Option(Path("reports"), "--reports", help="Folder of the records (the manifest is written there)."),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when a cited prompt is missing from the "
                                "manifest or a local prompt file differs from its hash."),
+    rehash: Optional[List[str]] = typer.Option(None, "--rehash", help="A cited prompt file retrained since its hash was "
+                                               "recorded, whose records were rebuilt from it: record its new hash "
+                                               "(repeatable). Without it a differing local file keeps the recorded hash."),
 ) -> None:
     """Record the SHA-256 of each prompt file under runs/ that a record cites (runs/ is not committed)."""
-    from softprompt.experiments.prompt_manifest import MANIFEST, check_manifest, load_manifest, write_manifest
+    from softprompt.experiments.prompt_manifest import (
+        MANIFEST,
+        check_manifest,
+        kept_over_local_files,
+        load_manifest,
+        write_manifest,
+    )
 
     if check:
         problems = check_manifest(load_manifest(reports / MANIFEST), reports)
@@ -419,10 +428,15 @@ def prompt_manifest(
             raise typer.Exit(1)
         console.print(f"{reports / MANIFEST}: every cited prompt listed, local files match", markup=False)
         return
-    path = write_manifest(reports)
-    entries = json.loads(path.read_text())["prompts"]
+    path = write_manifest(reports, rehash=rehash or ())
+    manifest = json.loads(path.read_text())
+    entries = manifest["prompts"]
     unhashed = sum(1 for e in entries.values() if not e.get("sha256"))
     console.print(f"wrote {path}: {len(entries)} prompts ({unhashed} not on this machine, no hash)", markup=False)
+    for prompt in kept_over_local_files(manifest):
+        err_console.print(f"kept the recorded hash of {prompt}: the local file differs (a later run wrote over it); "
+                          f"if its records were rebuilt from this file, pass --rehash {prompt}", markup=False,
+                          highlight=False)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from softprompt.errors import SoftPromptError
@@ -70,24 +71,38 @@ def load_manifest(path: str | Path) -> dict:
     return manifest
 
 
-def build_manifest(reports: str | Path, root: str | Path = ".", previous: dict | None = None) -> dict:
+def build_manifest(reports: str | Path, root: str | Path = ".", previous: dict | None = None,
+                   rehash: Collection[str] = ()) -> dict:
     """An entry per cited prompt: hashed from the file where it exists under `root`; else the
-    `previous` manifest's entry is kept (another machine made it), else its hash is null."""
+    `previous` manifest's entry is kept (another machine made it), else its hash is null.
+
+    A local file whose bytes differ from the previous entry's hash keeps the previous entry: the
+    records were measured with that prompt, and a later run wrote over the file (rerunning the
+    README's main job does). Paths in `rehash` take the local file's hash: it was retrained and
+    its records were rebuilt from it."""
     root = Path(root)
     old = (previous or {}).get("prompts", {})
     prompts: dict[str, dict] = {}
     for prompt, citing in cited_prompts(reports).items():
         file = root / prompt
-        if file.is_file():
+        was = old.get(prompt, {})
+        if file.is_file() and (prompt in rehash or not was.get("sha256") or file_sha256(file) == was["sha256"]):
             entry = {"sha256": file_sha256(file), "bytes": file.stat().st_size, **_identity(file),
                      "made_by": made_by(file)}
         else:
-            entry = {k: old.get(prompt, {}).get(k) for k in ("sha256", "bytes", "model", "task", "made_by")}
+            entry = {k: was.get(k) for k in ("sha256", "bytes", "model", "task", "made_by")}
         prompts[prompt] = {**entry, "cited_by": [Path(c).relative_to(root).as_posix() if Path(c).is_relative_to(root)
                                                  else c for c in citing]}
     return {"about": "SHA-256 of each prompt file a committed record cites (null: the file was not on the machine "
                      "that built this); rebuild with `softprompt experiment prompt-manifest`",
             "prompts": prompts}
+
+
+def kept_over_local_files(manifest: dict, root: str | Path = ".") -> list[str]:
+    """The cited prompts whose local file differs from the hash the manifest keeps for it."""
+    root = Path(root)
+    return [prompt for prompt, entry in manifest.get("prompts", {}).items()
+            if entry.get("sha256") and (root / prompt).is_file() and file_sha256(root / prompt) != entry["sha256"]]
 
 
 def record_model_of(path: str | Path) -> str | None:
@@ -119,6 +134,7 @@ def check_manifest(manifest: dict, reports: str | Path, root: str | Path = ".") 
     cited = cited_prompts(reports)
     # a record cites many prompts: read each record's model once
     models = {record: record_model_of(record) for record in {r for citing in cited.values() for r in citing}}
+    differ = set(kept_over_local_files(manifest, root))
     for prompt, citing in cited.items():
         entry = entries.get(prompt)
         if entry is None:
@@ -129,14 +145,14 @@ def check_manifest(manifest: dict, reports: str | Path, root: str | Path = ".") 
             if entry.get("model") and model and model != entry["model"]:
                 problems.append(f"{prompt}: {record} measured a {model} prompt there, but the file holds a "
                                 f"{entry['model']} prompt (a later run wrote over it)")
-        if entry.get("sha256") and (root / prompt).is_file() and file_sha256(root / prompt) != entry["sha256"]:
+        if prompt in differ:
             problems.append(f"{prompt}: its bytes differ from the manifest's sha256 (retrained or replaced since "
                             f"{', '.join(citing)} measured it)")
     return problems
 
 
-def write_manifest(reports: str | Path = "reports", root: str | Path = ".") -> Path:
+def write_manifest(reports: str | Path = "reports", root: str | Path = ".", rehash: Collection[str] = ()) -> Path:
     path = Path(reports) / MANIFEST
-    manifest = build_manifest(reports, root, load_manifest(path))
+    manifest = build_manifest(reports, root, load_manifest(path), rehash)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n"))
     return path
