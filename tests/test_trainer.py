@@ -20,6 +20,12 @@ def _trainer(lm, run_dir, steps=12, on_step=None, **cfg):
                    show_progress=False, on_step=on_step)
 
 
+def _log(run_dir):
+    """The run's metrics.jsonl without its timings, which differ between any two runs."""
+    return [{k: v for k, v in json.loads(x).items() if k not in ("elapsed", "seconds")}
+            for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.parametrize("make", [tiny_llama, tiny_t5])
 def test_training_changes_only_the_prompt_and_lowers_loss(make, tmp_path):
     lm = make()
@@ -76,10 +82,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, kill_at):
     assert torch.equal(read_prompt(resumed.prompt_path).tensor, full_prompt)
     assert resumed.best_step == full.best_step
     assert resumed.best_metric == full.best_metric
-    full_log = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    resumed_log = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
-    strip = lambda log: [{k: v for k, v in r.items() if k not in ("elapsed", "seconds")} for r in log]
-    assert strip(resumed_log) == strip(full_log)
+    assert _log(tmp_path / "killed") == _log(tmp_path / "full")
 
 
 def test_a_finished_run_resumed_with_more_steps_is_the_longer_run(tmp_path):
@@ -91,9 +94,7 @@ def test_a_finished_run_resumed_with_more_steps_is_the_longer_run(tmp_path):
     assert torch.equal(read_prompt(extended.prompt_path).tensor, read_prompt(longer.prompt_path).tensor)
     assert (extended.steps, extended.best_step, extended.best_metric) == (longer.steps, longer.best_step, longer.best_metric)
     assert extended.warnings == longer.warnings and any("--steps 48" in w for w in extended.warnings)
-    log = lambda run: [{k: v for k, v in json.loads(x).items() if k not in ("elapsed", "seconds")}
-                       for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-    assert log("extended") == log("longer")
+    assert _log(tmp_path / "extended") == _log(tmp_path / "longer")
 
 
 def test_an_extended_run_judges_a_flat_loss_where_the_longer_run_does(tmp_path):
@@ -104,9 +105,7 @@ def test_an_extended_run_judges_a_flat_loss_where_the_longer_run_does(tmp_path):
     assert "in 32 updates" in flat(shorter)[0] and "in 40 updates" in flat(longer)[0]
     extended = _trainer(tiny_llama(), tmp_path / "extended", steps=120, learning_rate=1e-9).train(resume=True)
     assert extended.warnings == longer.warnings
-    log = lambda run: [{k: v for k, v in json.loads(x).items() if k not in ("elapsed", "seconds")}
-                       for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-    assert log("extended") == log("longer")
+    assert _log(tmp_path / "extended") == _log(tmp_path / "longer")
 
 
 def test_a_run_that_stopped_early_refuses_more_steps(tmp_path):

@@ -86,9 +86,9 @@ def build_manifest(reports: str | Path, root: str | Path = ".", previous: dict |
     for prompt, citing in cited_prompts(reports).items():
         file = root / prompt
         was = old.get(prompt, {})
-        if file.is_file() and (prompt in rehash or not was.get("sha256") or file_sha256(file) == was["sha256"]):
-            entry = {"sha256": file_sha256(file), "bytes": file.stat().st_size, **_identity(file),
-                     "made_by": made_by(file)}
+        digest = file_sha256(file) if file.is_file() else None
+        if digest and (prompt in rehash or not was.get("sha256") or digest == was["sha256"]):
+            entry = {"sha256": digest, "bytes": file.stat().st_size, **_identity(file), "made_by": made_by(file)}
         else:
             entry = {k: was.get(k) for k in ("sha256", "bytes", "model", "task", "made_by")}
         prompts[prompt] = {**entry, "cited_by": [Path(c).relative_to(root).as_posix() if Path(c).is_relative_to(root)

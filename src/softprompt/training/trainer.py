@@ -104,14 +104,13 @@ def lr_factor(schedule: str, update: int, max_steps: int) -> float:
     return 1.0
 
 
-# The train flag that sets a refused resume setting back to the checkpoint's value.
+# The train flag that sets a refused resume setting back to the checkpoint's value (a switch: its
+# on and off forms).
 _RESUME_FLAGS = {"batch_size": "--batch-size", "grad_accum_steps": "--grad-accum", "seed": "--seed",
                  "optimizer": "--optimizer", "learning_rate": "--lr", "objective": "--objective",
                  "lr_schedule": "--lr-schedule", "reparameterization": "--reparam", "reparam_hidden": "--reparam-hidden",
                  "max_steps": "--steps", "eval_every": "--eval-every", "max_eval_examples": "--max-eval",
                  "intermediate_eval_examples": "--eval-subset", "early_stopping_patience": "--patience"}
-
-
 _RESUME_SWITCHES = {"length_bands": ("--length-bands", "--no-length-bands"),
                     "group_by_length": ("--group-by-length", "--random-batches")}
 
