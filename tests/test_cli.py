@@ -93,6 +93,17 @@ def test_a_finished_run_goes_on_with_resume_and_more_steps(model_dir, data_dir, 
     assert [r["step"] for r in log if r["event"] == "eval"] == [0, 2, 4]
 
 
+def test_a_refused_resume_names_the_flag_that_restores_the_setting(model_dir, data_dir, monkeypatch, capsys, tmp_path):
+    args = ["train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir, "--out", tmp_path, "-p", "3",
+            "--steps", "2", "--eval-every", "2", "--max-train", "16", "--eval-subset", "4", "--quiet"]
+    assert run(monkeypatch, capsys, *args, "--batch-size", "4")[0] == 0
+    for changed, hint in [(["--batch-size", "2"], "(pass --batch-size 4)"),
+                          (["--batch-size", "4", "--group-by-length"], "(pass --random-batches)"),
+                          (["--batch-size", "4", "--max-eval", "8"], "(leave out --max-eval)")]:
+        code, _, err = run(monkeypatch, capsys, *args, *changed, "--steps", "4", "--resume")
+        assert code == 2 and "cannot resume" in err and hint in " ".join(err.split()), err
+
+
 def test_train_with_a_residual_network_and_a_linear_schedule(model_dir, data_dir, monkeypatch, capsys, tmp_path):
     code, out, err = run(monkeypatch, capsys, "train", "--task", "sst2", "--model", model_dir, "--data-dir", data_dir,
                          "--out", tmp_path, "-p", "3", "--steps", "2", "--batch-size", "4", "--eval-every", "2",

@@ -83,7 +83,7 @@ def train(
     from softprompt.environment import machine_info, utc_now
     from softprompt.tasks.base import format_for
     from softprompt.training import distributed
-    from softprompt.training.checkpoint import check_run_dir
+    from softprompt.training.checkpoint import ResumeMismatch, check_run_dir
 
     started = utc_now()
     group, device = distributed.init_from_env(device)
@@ -115,11 +115,35 @@ def train(
     run_info = {"command": " ".join(["softprompt", *sys.argv[1:]]), "started": started,
                 "model_load_seconds": round(load_seconds, 1), "model_converted": converted, "machine": machine_info(),
                 "processes": group.world_size, "fsdp": fsdp}
-    result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume,
-                          show_progress=not quiet and group.is_main, data=data, run_info=run_info)
+    try:
+        result = run_training(lm, task_obj, out, prompt_cfg, train_cfg, resume=resume,
+                              show_progress=not quiet and group.is_main, data=data, run_info=run_info)
+    except ResumeMismatch as err:
+        raise SoftPromptError(f"{err}{_restoring_flag(err.setting, err.saved)}") from err
     if group.is_main:
         _report(lm, task_obj, result, load_seconds, neighbours)
     distributed.shutdown()
+
+
+# The train flag that sets a TrainConfig field a resume refused back to the checkpoint's value
+# (a switch: its on and off forms).
+_TRAIN_FLAGS = {"batch_size": "--batch-size", "grad_accum_steps": "--grad-accum", "seed": "--seed",
+                "optimizer": "--optimizer", "learning_rate": "--lr", "objective": "--objective",
+                "lr_schedule": "--lr-schedule", "reparameterization": "--reparam", "reparam_hidden": "--reparam-hidden",
+                "max_steps": "--steps", "eval_every": "--eval-every", "max_eval_examples": "--max-eval",
+                "intermediate_eval_examples": "--eval-subset", "early_stopping_patience": "--patience"}
+_TRAIN_SWITCHES = {"length_bands": ("--length-bands", "--no-length-bands"),
+                   "group_by_length": ("--group-by-length", "--random-batches")}
+
+
+def _restoring_flag(setting: str, saved: object) -> str:
+    if setting in _TRAIN_SWITCHES:
+        return f" (pass {_TRAIN_SWITCHES[setting][0 if saved else 1]})"
+    if setting in _TRAIN_FLAGS and saved is not None:
+        return f" (pass {_TRAIN_FLAGS[setting]} {saved})"
+    if setting in _TRAIN_FLAGS:
+        return f" (leave out {_TRAIN_FLAGS[setting]})"
+    return ""
 
 
 # (train setting, label, the paper's value): shown in the report when a run departs from the paper

@@ -29,6 +29,16 @@ class TrainState:
     stopped_early: bool = False
 
 
+class ResumeMismatch(SoftPromptError):
+    """A resume whose setting differs from the checkpoint's where the difference would change what
+    the continued run computes. `setting` is the TrainConfig field; `saved` its checkpoint value,
+    the one to set it back to (a front end names its own flag for it)."""
+
+    def __init__(self, run_dir: Path, setting: str, saved: object, current: object) -> None:
+        super().__init__(f"cannot resume {run_dir}: {setting} was {saved!r} in the checkpoint, now {current!r}")
+        self.setting, self.saved, self.current = setting, saved, current
+
+
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """A run folder that holds a run is continued (resume) or replaced (overwrite), never
     overwritten by accident; resume needs a checkpoint."""

@@ -44,7 +44,7 @@ from softprompt.evaluation.evaluator import EvalResult
 from softprompt.fileio import atomic_write
 from softprompt.progress import ProgressReporter
 from softprompt.tasks.base import Example, Task
-from softprompt.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from softprompt.training.checkpoint import ResumeMismatch, TrainState, load_checkpoint, save_checkpoint
 from softprompt.training.defaults import resolve_settings
 from softprompt.training.distributed import ProcessGroup, current, evaluate_sharded
 from softprompt.training.loss_watch import LOSS_WATCH_KINDS, LossWatch, label_entropy
@@ -102,25 +102,6 @@ def lr_factor(schedule: str, update: int, max_steps: int) -> float:
     if schedule == "linear":
         return 1.0 - (update - 1) / max_steps
     return 1.0
-
-
-# The train flag that sets a refused resume setting back to the checkpoint's value (a switch: its
-# on and off forms).
-_RESUME_FLAGS = {"batch_size": "--batch-size", "grad_accum_steps": "--grad-accum", "seed": "--seed",
-                 "optimizer": "--optimizer", "learning_rate": "--lr", "objective": "--objective",
-                 "lr_schedule": "--lr-schedule", "reparameterization": "--reparam", "reparam_hidden": "--reparam-hidden",
-                 "max_steps": "--steps", "eval_every": "--eval-every", "max_eval_examples": "--max-eval",
-                 "intermediate_eval_examples": "--eval-subset", "early_stopping_patience": "--patience"}
-_RESUME_SWITCHES = {"length_bands": ("--length-bands", "--no-length-bands"),
-                    "group_by_length": ("--group-by-length", "--random-batches")}
-
-
-def _flag_for(key: str, was: object) -> str:
-    if key in _RESUME_SWITCHES:
-        return f" (pass {_RESUME_SWITCHES[key][0 if was else 1]})"
-    if key in _RESUME_FLAGS and was is not None:
-        return f" (pass {_RESUME_FLAGS[key]} {was})"
-    return ""
 
 
 def _ends_the_run(record: dict, step: int) -> bool:
@@ -321,14 +302,12 @@ class Trainer:
         for key in keys:
             was = saved.get(key, PRE_SETTING_VALUES.get(key))
             if was != getattr(self.config, key):
-                raise SoftPromptError(
-                    f"cannot resume {self.run_dir}: {key} was {was!r} in the checkpoint, now "
-                    f"{getattr(self.config, key)!r}{_flag_for(key, was)}")
+                raise ResumeMismatch(self.run_dir, key, was, getattr(self.config, key))
         assert self.config.max_steps is not None
         if state.step < self.config.max_steps and state.stopped_early:
             raise SoftPromptError(
                 f"cannot resume {self.run_dir} for more updates: it stopped early at update {state.step} "
-                f"(--patience {self.config.early_stopping_patience}); start over with --overwrite")
+                f"(early_stopping_patience {self.config.early_stopping_patience}); start over in a fresh or overwritten run folder")
         restored = {"prompt": payload["prompt"], "optimizer": payload["optimizer"], "state": state,
                     "reparameterization": payload.get("reparameterization"),
                     "initial_metrics": None, "best_metrics": None, "loss_watch": self.loss_watch,
