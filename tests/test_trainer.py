@@ -5,11 +5,11 @@ import pytest
 import torch
 from tiny import ToyTask, tiny_llama, tiny_t5
 
+from softprompt import ResumeMismatch
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
 from softprompt.errors import SoftPromptError
-from softprompt.training.checkpoint import ResumeMismatch
 from softprompt.training.trainer import Trainer
 
 

@@ -10,11 +10,12 @@ from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import export_peft, import_peft, load_prompt, read_prompt, save_prompt
 from softprompt.errors import DataError, ModelMismatchError, SoftPromptError
 from softprompt.tasks.registry import get_task, task_names
+from softprompt.training.checkpoint import ResumeMismatch
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataError", "ModelMismatchError", "PromptConfig", "PromptedLM", "SoftPrompt", "SoftPromptError",
+    "DataError", "ModelMismatchError", "PromptConfig", "PromptedLM", "ResumeMismatch", "SoftPrompt", "SoftPromptError",
     "TrainConfig", "classify", "evaluate_prompt", "export_peft", "generate", "get_task", "import_peft",
     "load_model", "load_prompt", "read_prompt", "save_prompt", "task_names", "train",
 ]
