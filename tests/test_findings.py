@@ -299,11 +299,16 @@ def test_transfer_finding():
         # both methods' in-domain scores on the same dev examples, and zero-shot on the same target examples
         assert prompt["source_examples"] == model["source_examples"] and prompt["target_examples"] == model["target_examples"]
         assert model["zero_shot"] > prompt["zero_shot"]  # "higher zero-shot ... on every pair's primary metric"
+    for record in (ROOT / "reports" / "transfer").glob(f"{LARGE}-*-model-tuning.json"):  # "on both models"
+        pair = record.name.removeprefix(f"{LARGE}-").removesuffix("-model-tuning.json")
+        assert _transfer(f"{pair}-model-tuning", LARGE)["zero_shot"] > _transfer(pair, LARGE)["zero_shot"]
+    assert "on every pair's primary metric (accuracy; F1 on BioASQ), on both models" in sentence
     prompt, model = _transfer("squad-to-bioasq"), _transfer("squad-to-bioasq-model-tuning")
     initial = json.loads((ROOT / "reports" / "transfer" / "smollm2-squad-to-bioasq.json").read_text())
     assert initial["primary_metric"] == "f1"
     lead_in, lead_out = model["in_domain"] - prompt["in_domain"], model["zero_shot"] - prompt["zero_shot"]
-    assert f"shrinks from {lead_in:.1f} F1 points in-domain to {lead_out:.1f} on BioASQ" in sentence and lead_out < lead_in
+    assert (f"On SmolLM2's SQuAD -> BioASQ, model tuning's lead shrinks from {lead_in:.1f} F1 points in-domain "
+            f"to {lead_out:.1f} on BioASQ") in sentence and lead_out < lead_in
     for r in (prompt, model):  # "each method keeps about half of its in-domain F1"
         assert 0.45 < r["zero_shot"] / r["in_domain"] < 0.55
     assert _transfer("qqp-to-mrpc")["step"] == 0  # "never beat its untrained initial prompt"
@@ -416,22 +421,47 @@ def test_targets_missed_says_what_the_records_show():
     assert f"The run took {boolq['defaults']['wall_seconds'] / 60:.0f} min" in text
 
 
-def test_transfer_finding_gives_gemmas_squad_prompt_and_why_it_has_no_paraphrase_runs():
+def test_transfer_finding_gives_gemmas_pairs_and_why_it_has_no_mrpc_to_qqp_runs():
     results, sentence = _results(), _finding("Domain transfer")
     records = sorted(p.name for p in (ROOT / "reports" / "transfer").glob(f"{LARGE}-*.json"))
-    assert records == [f"{LARGE}-squad-to-bioasq.json"]  # "prompt tuning only", no paraphrase runs
+    assert records == [f"{LARGE}-{pair}{kind}.json" for pair in ("qqp-to-mrpc", "squad-to-bioasq")
+                       for kind in ("-model-tuning", "")]  # both methods on two pairs, no MRPC -> QQP
     assert _primary(results, LARGE, "mrpc", "defaults") == _primary(results, LARGE, "mrpc", "majority")
-    assert "Gemma 3 has no paraphrase transfer runs: its MRPC prompt ends on the majority class" in sentence
-    large, small = _transfer("squad-to-bioasq", LARGE), _transfer("squad-to-bioasq")
-    small_model = _transfer("squad-to-bioasq-model-tuning")
-    assert large["method"] == "prompt tuning" and large["target_examples"] == small["target_examples"]
-    assert large["source_examples"] == small["source_examples"]
+    assert "Gemma 3 has no MRPC -> QQP runs: its MRPC prompt ends on the majority class" in sentence
     trained = json.loads((ROOT / "reports" / "prompts.json").read_text())["prompts"]
-    made_by = [p["made_by"] for p in trained.values() if p["model"] == LARGE and p["task"] == "squad"]
-    assert made_by and "--steps 150" in made_by[0]  # "the same 150 updates"
+    for pair, updates in (("squad-to-bioasq", 150), ("qqp-to-mrpc", 300)):  # "the same budgets" as SmolLM2's
+        large, large_model = _transfer(pair, LARGE), _transfer(f"{pair}-model-tuning", LARGE)
+        small = _transfer(pair)
+        assert (large["method"], large_model["method"]) == ("prompt tuning", "model tuning")
+        assert large["target_examples"] == small["target_examples"] == large_model["target_examples"]
+        assert large["source_examples"] == small["source_examples"] == large_model["source_examples"]
+        budget = json.loads((ROOT / "reports" / "transfer" / f"{LARGE}-{pair}-model-tuning.json").read_text())["budget"]
+        assert (budget["updates"], budget["batch_size"], budget["learning_rate"]) == (updates, 8, 2e-5)
+        made_by = [p["made_by"] for p in trained.values() if p["model"] == LARGE and p["task"] == pair.split("-")[0]]
+        # the prompt's updates: --steps as stated, or none given where the CPU default (300) is the budget
+        assert len(made_by) == 1
+        from softprompt.training.defaults import CPU_PROFILE
+        assert f"--steps {updates}" in made_by[0] if updates != CPU_PROFILE.max_steps else "--steps" not in made_by[0]
+    # "model tuning at lr 2e-5, as in the scale table": Gemma's model tuning in the results table ran at it
+    assert "model tuning at lr 2e-5, as in the scale table" in sentence
+    assert {task["model"]["learning_rate"] for task in results[LARGE].values() if "model" in task} == {2e-5}
+    large, small = _transfer("squad-to-bioasq", LARGE), _transfer("squad-to-bioasq")
+    large_model, small_model = _transfer("squad-to-bioasq-model-tuning", LARGE), _transfer("squad-to-bioasq-model-tuning")
+    lead_in, lead_out = large_model["in_domain"] - large["in_domain"], large_model["zero_shot"] - large["zero_shot"]
+    assert f"On SQuAD -> BioASQ model tuning's lead shrinks from {lead_in:.1f} F1 points in-domain to {lead_out:.1f}" in sentence
     kept = lambda r: f"{100 * r['zero_shot'] / r['in_domain']:.0f}%"
-    assert (f"its prompt keeps {kept(large)} of its in-domain F1 ({large['in_domain']:.1f} -> {large['zero_shot']:.1f}), "
+    assert (f"its prompt keeps {kept(large)} of its in-domain F1 ({large['in_domain']:.1f} -> {large['zero_shot']:.1f}) "
+            f"and its model tuning {kept(large_model)} ({large_model['in_domain']:.1f} -> {large_model['zero_shot']:.1f}), "
             f"where SmolLM2's prompt keeps {kept(small)} and SmolLM2's model tuning {kept(small_model)}") in sentence
+    prompt, model = _transfer("qqp-to-mrpc", LARGE), _transfer("qqp-to-mrpc-model-tuning", LARGE)
+    # "almost never answers yes": F1 on the positive (duplicate / paraphrase) class near 0 on both tasks
+    assert prompt["source_metrics"]["f1"] < 5 and prompt["metrics"]["f1"] < 5
+    assert (f"({prompt['in_domain']:.1f} accuracy on QQP, F1 {prompt['source_metrics']['f1']:.1f}; kept at update "
+            f"{prompt['step']} of 300) and so scores {prompt['zero_shot']:.1f} on MRPC (F1 {prompt['metrics']['f1']:.1f})") in sentence
+    mrpc_majority = _primary(results, LARGE, "mrpc", "majority")
+    assert model["zero_shot"] < mrpc_majority
+    assert (f"its model tuning falls from {model['in_domain']:.1f} in-domain to {model['zero_shot']:.1f} on MRPC, "
+            f"below MRPC's majority class ({mrpc_majority:.1f})") in sentence
 
 
 def test_length_bands_paragraph_states_the_own_task_pair():
