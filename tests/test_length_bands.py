@@ -8,12 +8,12 @@ import pytest
 import torch
 from tiny import LongShortTask, ToyTask, tiny_llama, tiny_t5
 
+from softprompt import ResumeMismatch
 from softprompt.core import batching
 from softprompt.core.batching import length_bands
 from softprompt.core.config import ConfigError, PromptConfig, TrainConfig
 from softprompt.core.prompt import SoftPrompt
 from softprompt.core.prompt_file import read_prompt
-from softprompt.errors import SoftPromptError
 from softprompt.training.defaults import CPU_PROFILE, CUDA_PROFILE
 from softprompt.training.trainer import Trainer
 
@@ -105,7 +105,7 @@ def test_a_banded_run_resumes_bit_exact_and_refuses_another_setting(tmp_path):
         killed.train()
     resumed = _train(tiny_llama(), tmp_path / "killed", bands=True).train(resume=True)
     assert torch.equal(read_prompt(resumed.prompt_path).tensor, read_prompt(full.prompt_path).tensor)
-    with pytest.raises(SoftPromptError, match="length_bands was True.*--length-bands"):
+    with pytest.raises(ResumeMismatch, match="length_bands was True in the checkpoint, now False"):
         _train(tiny_llama(), tmp_path / "killed", bands=False, steps=9).train(resume=True)
 
 
