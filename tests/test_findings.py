@@ -421,13 +421,19 @@ def test_targets_missed_says_what_the_records_show():
     assert f"The run took {boolq['defaults']['wall_seconds'] / 60:.0f} min" in text
 
 
-def test_transfer_finding_gives_gemmas_pairs_and_why_it_has_no_mrpc_to_qqp_runs():
+def test_transfer_finding_gives_gemmas_pairs_and_its_untrained_mrpc_prompt_on_qqp():
     results, sentence = _results(), _finding("Domain transfer")
     records = sorted(p.name for p in (ROOT / "reports" / "transfer").glob(f"{LARGE}-*.json"))
-    assert records == [f"{LARGE}-{pair}{kind}.json" for pair in ("qqp-to-mrpc", "squad-to-bioasq")
-                       for kind in ("-model-tuning", "")]  # both methods on two pairs, no MRPC -> QQP
-    assert _primary(results, LARGE, "mrpc", "defaults") == _primary(results, LARGE, "mrpc", "majority")
-    assert "Gemma 3 has no MRPC -> QQP runs: its MRPC prompt ends on the majority class" in sentence
+    assert records == sorted([f"{LARGE}-{pair}{kind}.json" for pair in ("qqp-to-mrpc", "squad-to-bioasq")
+                              for kind in ("-model-tuning", "")] + [f"{LARGE}-mrpc-to-qqp.json"])
+    # MRPC -> QQP: prompt tuning only, the results table's prompt, kept at update 0 (the untrained one)
+    mrpc = _transfer("mrpc-to-qqp", LARGE)
+    report_run = results[LARGE]["mrpc"]["defaults"]
+    assert mrpc["step"] == report_run["best_step"] == 0 and mrpc["source_metrics"] == report_run["metrics"]
+    assert "its model tuning was not run): its MRPC prompt is the untrained one (saved at update 0" in sentence
+    accuracy, f1 = mrpc["zero_shot"], mrpc["metrics"]["f1"]
+    assert abs(f1 - 2 * accuracy / (100 + accuracy) * 100) < 0.5  # all "yes": precision = accuracy, recall 1
+    assert f"scores {accuracy:.1f} accuracy on QQP with F1 {f1:.1f}, about what answering \"yes\" to every pair scores" in sentence
     trained = json.loads((ROOT / "reports" / "prompts.json").read_text())["prompts"]
     for pair, updates in (("squad-to-bioasq", 150), ("qqp-to-mrpc", 300)):  # "the same budgets" as SmolLM2's
         large, large_model = _transfer(pair, LARGE), _transfer(f"{pair}-model-tuning", LARGE)
