@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from softprompt.tasks.metrics import accuracy_standard_error
+from softprompt.training.defaults import CPU_PROFILE
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -446,7 +447,6 @@ def test_transfer_finding_gives_gemmas_pairs_and_its_untrained_mrpc_prompt_on_qq
         made_by = [p["made_by"] for p in trained.values() if p["model"] == LARGE and p["task"] == pair.split("-")[0]]
         # the prompt's updates: --steps as stated, or none given where the CPU default (300) is the budget
         assert len(made_by) == 1
-        from softprompt.training.defaults import CPU_PROFILE
         assert f"--steps {updates}" in made_by[0] if updates != CPU_PROFILE.max_steps else "--steps" not in made_by[0]
     # "model tuning at lr 2e-5, as in the scale table": Gemma's model tuning in the results table ran at it
     assert "model tuning at lr 2e-5, as in the scale table" in sentence
